@@ -1,0 +1,45 @@
+# Two set-up commands, both idempotent: `make demo` and `make test`.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+PYTEST_WORKERS ?= 2
+
+.PHONY: demo test test-fast docs notebooks benchmark clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+
+$(VENV)/.installed: setup.cfg pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e .
+	touch $@
+
+$(VENV)/.installed-dev: setup.cfg pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $@ $(VENV)/.installed
+
+$(VENV)/.installed-notebooks: setup.cfg pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e '.[notebooks]'
+	touch $@
+
+## demo: install into .venv and run the main job on the embedded default data
+demo: $(VENV)/.installed
+	$(BIN)/vi-lab exact
+
+## test: install with the dev extras and run every test, notebooks included
+test: $(VENV)/.installed-dev
+	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) --nbmake tests notebooks
+
+## docs: build the Sphinx site, warnings as errors
+docs: $(VENV)/.installed-dev
+	$(BIN)/sphinx-build -W --keep-going -b html docs docs/_build/html
+
+## notebooks: open JupyterLab on the notebooks folder
+notebooks: $(VENV)/.installed-notebooks
+	$(BIN)/jupyter lab notebooks
+
+## benchmark: time exact inference and the estimators
+benchmark: $(VENV)/.installed
+	$(BIN)/python benchmarks/bench_exact.py
+
+clean:
+	rm -rf $(VENV) docs/_build results .pytest_cache

@@ -1,0 +1,7 @@
+"""vi_lab: variational inference on Bernoulli latent-variable models, measured against exact enumeration."""
+__version__ = "0.1.0"
+
+from .model import BernoulliLVM
+from . import exact, variational, data, nn
+
+__all__ = ["BernoulliLVM", "exact", "variational", "data", "nn", "__version__"]

@@ -1,0 +1,116 @@
+"""Input checks and random-state handling shared by every module.
+
+Every public function validates its inputs here so that a user mistake gives one
+clear ``ValueError`` naming the argument, what it got, and what was expected,
+instead of a NaN or a broadcasting error three calls deeper.
+"""
+import numbers
+
+import numpy as onp
+from autograd.tracer import getval
+
+__all__ = ["check_rng", "check_binary", "check_logits", "check_finite_tree", "check_positive_int"]
+
+
+def check_rng(rng):
+    """Turn ``rng`` into a ``numpy.random.Generator``.
+
+    Parameters
+    ----------
+    rng : int, numpy.random.Generator or None
+        An int is used as a seed, a Generator is returned unchanged (so the caller's
+        stream advances), ``None`` draws fresh entropy from the OS. numpy's global
+        state is never used.
+
+    Returns
+    -------
+    numpy.random.Generator
+    """
+    if isinstance(rng, onp.random.Generator):
+        return rng
+    if rng is None:
+        return onp.random.default_rng()
+    if isinstance(rng, numbers.Integral) and not isinstance(rng, bool):
+        if rng < 0:
+            raise ValueError(f"rng: a seed must be a non-negative int, got {rng}")
+        return onp.random.default_rng(int(rng))
+    raise ValueError(
+        f"rng: expected an int seed or a numpy.random.Generator, got {type(rng).__name__}"
+    )
+
+
+def check_positive_int(value, name, minimum=1):
+    """Return ``value`` as an int, or raise if it is not an integer >= ``minimum``."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise ValueError(f"{name}: expected an integer >= {minimum}, got {value!r}")
+    if value < minimum:
+        raise ValueError(f"{name}: expected an integer >= {minimum}, got {value}")
+    return int(value)
+
+
+def check_binary(x, n_cols, name="x"):
+    """Validate a binary data matrix and return it as float64 of shape (N, n_cols).
+
+    Parameters
+    ----------
+    x : array_like of shape (N, n_cols) or (n_cols,), values in {0, 1}
+        A 1-D input is taken as a single datapoint and returned with shape (1, n_cols).
+    n_cols : int
+        Expected number of columns (L for observations, K for latent states).
+    name : str
+        Argument name used in error messages.
+
+    Returns
+    -------
+    ndarray of shape (N, n_cols), values in {0., 1.}
+    """
+    arr = onp.asarray(getval(x))
+    if arr.dtype == object or not (onp.issubdtype(arr.dtype, onp.number) or arr.dtype == bool):
+        raise ValueError(f"{name}: expected a numeric 0/1 array, got dtype {arr.dtype}")
+    arr = arr.astype(onp.float64)
+    if arr.ndim == 1:
+        arr = arr[None, :]
+    if arr.ndim != 2:
+        raise ValueError(f"{name}: expected shape (N, {n_cols}), got an array with shape {arr.shape}")
+    if arr.shape[1] != n_cols:
+        raise ValueError(f"{name}: expected {n_cols} columns (shape (N, {n_cols})), got shape {arr.shape}")
+    if arr.shape[0] == 0:
+        raise ValueError(f"{name}: expected at least one row, got shape {arr.shape}")
+    if onp.isnan(arr).any():
+        raise ValueError(f"{name}: contains NaN; expected values in {{0, 1}}")
+    bad = (arr != 0.0) & (arr != 1.0)
+    if bad.any():
+        example = arr[bad].flat[0]
+        raise ValueError(
+            f"{name}: expected binary values in {{0, 1}}, found {int(bad.sum())} other value(s), e.g. {example!r}"
+        )
+    return arr
+
+
+def check_logits(logits, shape, name="q_logits"):
+    """Validate an array of real logits of an exact expected ``shape`` (no NaN)."""
+    arr = getval(logits)
+    arr_np = onp.asarray(arr, dtype=onp.float64) if not hasattr(arr, "shape") else onp.asarray(arr)
+    if arr_np.shape != tuple(shape):
+        dims = ", ".join(str(s) for s in shape)
+        raise ValueError(f"{name}: expected shape ({dims}), got {arr_np.shape}")
+    if onp.isnan(arr_np).any():
+        raise ValueError(f"{name}: contains NaN; expected finite (or +-inf) logits")
+    return logits
+
+
+def check_finite_tree(params, name="params"):
+    """Raise if any array in a nested dict/list of arrays contains NaN."""
+    def walk(node, path):
+        if isinstance(node, dict):
+            for key, value in node.items():
+                walk(value, f"{path}[{key!r}]")
+        elif isinstance(node, (list, tuple)):
+            for i, value in enumerate(node):
+                walk(value, f"{path}[{i}]")
+        else:
+            arr = onp.asarray(getval(node))
+            if arr.dtype.kind in "fc" and onp.isnan(arr).any():
+                raise ValueError(f"{path}: contains NaN; the model parameters must be finite")
+    walk(params, name)
+    return params

@@ -1,0 +1,203 @@
+"""The Bernoulli latent-variable model (a sigmoid belief net with an MLP decoder).
+
+Generative story, for K binary latents and L binary observations::
+
+    z_k ~ Bernoulli(sigmoid(b_k))                 k = 1..K   (prior, logits b learnable)
+    x_l | z ~ Bernoulli(sigmoid(a_l(z)))          l = 1..L   (a = MLP decoder)
+
+The class holds structure only (sizes, activation); parameters are a nested dict of
+arrays passed to every method, autograd-style, so gradients are taken with
+``autograd.grad`` over plain functions of ``params``.
+"""
+import numbers
+
+import autograd.numpy as np
+import numpy as onp
+
+from ._validation import check_rng, check_positive_int
+from .nn import init_mlp, mlp, softplus, sigmoid, ACTIVATIONS
+
+__all__ = ["BernoulliLVM", "bernoulli_log_prob"]
+
+
+def bernoulli_log_prob(values, logits):
+    """Elementwise log Bernoulli(values; sigmoid(logits)), stable for any logits.
+
+    Parameters
+    ----------
+    values : ndarray of shape (...), values in {0., 1.} (or relaxed values in [0, 1])
+    logits : ndarray broadcastable with ``values``
+
+    Returns
+    -------
+    ndarray of the broadcast shape
+
+    Notes
+    -----
+    log p = v * a - softplus(a): the same as v log sigmoid(a) + (1 - v) log sigmoid(-a)
+    without ever forming log(sigmoid(a)), which underflows to -inf for a << 0.
+    """
+    return values * logits - softplus(logits)
+
+
+class BernoulliLVM:
+    """Bernoulli prior over K binary latents, Bernoulli-MLP likelihood over L binary observations.
+
+    Parameters
+    ----------
+    n_latent : int
+        K, the number of binary latent variables.
+    n_obs : int
+        L, the number of binary observed variables.
+    hidden : tuple of int, default (64,)
+        Hidden-layer widths of the decoder a(z). ``hidden=()`` gives a linear
+        decoder, i.e. the classic sigmoid belief net p(x|z) = Bern(sigmoid(W z + c)).
+    activation : {"tanh", "relu", "softplus"}, default "tanh"
+
+    Notes
+    -----
+    p(z) = prod_k sigmoid(b_k)^{z_k} sigmoid(-b_k)^{1 - z_k}, and
+    p(x|z) = prod_l sigmoid(a_l(z))^{x_l} sigmoid(-a_l(z))^{1 - x_l}.
+
+    ``params = {"prior_logits": ndarray (K,), "decoder": {"W0", "b0", ...}}``.
+
+    Examples
+    --------
+    >>> model = BernoulliLVM(n_latent=3, n_obs=6, hidden=(8,))
+    >>> params = model.init_params(0)
+    >>> z, x = model.sample(params, 5, rng=1)
+    >>> model.log_joint(params, x, z).shape
+    (5,)
+    """
+
+    def __init__(self, n_latent, n_obs, hidden=(64,), activation="tanh"):
+        self.n_latent = check_positive_int(n_latent, "n_latent")
+        self.n_obs = check_positive_int(n_obs, "n_obs")
+        if isinstance(hidden, numbers.Integral):
+            hidden = (hidden,)
+        hidden = tuple(hidden)
+        for h in hidden:
+            check_positive_int(h, "hidden (each layer width)")
+        self.hidden = tuple(int(h) for h in hidden)
+        if activation not in ACTIVATIONS:
+            raise ValueError(
+                f"activation: unknown name {activation!r}; expected one of {sorted(ACTIVATIONS)}"
+            )
+        self.activation = activation
+
+    def __repr__(self):
+        return (f"{type(self).__name__}(n_latent={self.n_latent}, n_obs={self.n_obs}, "
+                f"hidden={self.hidden}, activation={self.activation!r})")
+
+    def config(self):
+        """The constructor arguments as a JSON-serializable dict (for saving runs)."""
+        return {"class": type(self).__name__, "n_latent": self.n_latent, "n_obs": self.n_obs,
+                "hidden": list(self.hidden), "activation": self.activation}
+
+    # ------------------------------------------------------------------ parameters
+    def init_params(self, rng=0, scale=1.0):
+        """Draw initial parameters.
+
+        Parameters
+        ----------
+        rng : int or numpy.random.Generator
+            Seed or generator; the same seed gives the same parameters.
+        scale : float, default 1.0
+            Multiplies every decoder weight; larger values give sharper p(x|z).
+
+        Returns
+        -------
+        dict
+            ``{"prior_logits": ndarray of shape (K,), "decoder": dict of weight arrays}``;
+            prior logits start at 0 (p(z_k = 1) = 1/2), decoder weights ~ N(0, scale^2 / fan_in).
+        """
+        rng = check_rng(rng)
+        sizes = (self.n_latent,) + self.hidden + (self.n_obs,)
+        return {"prior_logits": onp.zeros(self.n_latent), "decoder": init_mlp(sizes, rng, scale)}
+
+    # ------------------------------------------------------------------ densities
+    def decoder_logits(self, params, z):
+        """Logits a(z) of p(x|z).
+
+        Parameters
+        ----------
+        params : dict
+        z : ndarray of shape (..., K), values in {0., 1.} (relaxed values in [0, 1] also accepted)
+
+        Returns
+        -------
+        ndarray of shape (..., L)
+        """
+        return mlp(params["decoder"], z, self.activation)
+
+    def log_prior(self, params, z):
+        """log p(z) = sum_k [z_k b_k - softplus(b_k)].
+
+        Parameters
+        ----------
+        params : dict
+        z : ndarray of shape (..., K), values in {0., 1.}
+
+        Returns
+        -------
+        ndarray of shape (...)
+        """
+        return np.sum(bernoulli_log_prob(z, params["prior_logits"]), axis=-1)
+
+    def log_likelihood(self, params, x, z):
+        """log p(x|z) = sum_l [x_l a_l(z) - softplus(a_l(z))].
+
+        Parameters
+        ----------
+        params : dict
+        x : ndarray of shape (..., L), values in {0., 1.}
+        z : ndarray of shape (..., K), broadcastable against ``x`` in the leading dimensions
+
+        Returns
+        -------
+        ndarray of the broadcast leading shape (...)
+        """
+        return np.sum(bernoulli_log_prob(x, self.decoder_logits(params, z)), axis=-1)
+
+    def log_joint(self, params, x, z):
+        """log p(x, z) = log p(z) + log p(x|z).
+
+        Parameters
+        ----------
+        params : dict
+        x : ndarray of shape (..., L), values in {0., 1.}
+        z : ndarray of shape (..., K), broadcastable against ``x`` in the leading dimensions
+
+        Returns
+        -------
+        ndarray of the broadcast leading shape (...)
+        """
+        return self.log_prior(params, z) + self.log_likelihood(params, x, z)
+
+    # ------------------------------------------------------------------ sampling
+    def sample(self, params, n, rng=None):
+        """Ancestral sampling: z ~ p(z), then x ~ p(x|z).
+
+        Parameters
+        ----------
+        params : dict
+        n : int
+            Number of samples.
+        rng : int or numpy.random.Generator
+
+        Returns
+        -------
+        z : ndarray of shape (n, K), values in {0., 1.}
+        x : ndarray of shape (n, L), values in {0., 1.}
+        """
+        n = check_positive_int(n, "n")
+        rng = check_rng(rng)
+        prior_p = onp.asarray(sigmoid(onp.asarray(params["prior_logits"], dtype=float)))
+        z = (rng.random((n, self.n_latent)) < prior_p).astype(onp.float64)
+        x_p = onp.asarray(sigmoid(self.decoder_logits(params, z)))
+        x = (rng.random((n, self.n_obs)) < x_p).astype(onp.float64)
+        return z, x
+
+    def n_params(self, params):
+        """Total number of scalar parameters in ``params``."""
+        return int(params["prior_logits"].size + sum(v.size for v in params["decoder"].values()))

@@ -1,0 +1,89 @@
+"""Multi-layer perceptrons as plain functions of a parameter dict.
+
+Used by the decoder of :class:`vi_lab.BernoulliLVM` and :class:`vi_lab.GaussianLVM`
+and by the amortized encoder. Parameters are a dict ``{"W0": (d0, d1), "b0": (d1,),
+"W1": ..., ...}`` so that autograd differentiates through them and they save to
+``.npz`` under flat names.
+"""
+import autograd.numpy as np
+import numpy as onp
+from autograd.scipy.special import expit
+
+from ._validation import check_rng
+
+__all__ = ["init_mlp", "mlp", "softplus", "log_sigmoid", "sigmoid", "ACTIVATIONS"]
+
+
+def softplus(a):
+    """Stable softplus, log(1 + exp(a)), for any real ``a`` (autograd-differentiable).
+
+    Notes
+    -----
+    softplus(a) = max(a, 0) + log1p(exp(-|a|)); no overflow for a = +-1e4.
+    """
+    return np.maximum(a, 0.0) + np.log1p(np.exp(-np.abs(a)))
+
+
+def log_sigmoid(a):
+    """log sigmoid(a) = -softplus(-a), finite for every finite ``a``."""
+    return -softplus(-a)
+
+
+def sigmoid(a):
+    """Logistic function 1 / (1 + exp(-a)); scipy's expit keeps tiny values (a << 0) accurate."""
+    return expit(a)
+
+
+ACTIVATIONS = {"tanh": np.tanh, "relu": lambda h: np.maximum(h, 0.0), "softplus": softplus}
+
+
+def init_mlp(sizes, rng, scale=1.0):
+    """Random MLP weights with 1/sqrt(fan_in) scaling.
+
+    Parameters
+    ----------
+    sizes : sequence of int
+        Layer widths, input first and output last, e.g. ``(K, 64, L)``.
+    rng : int or numpy.random.Generator
+    scale : float
+        Multiplies every weight (biases start at zero).
+
+    Returns
+    -------
+    dict
+        ``{"W0": ndarray of shape (sizes[0], sizes[1]), "b0": ndarray of shape (sizes[1],), ...}``
+    """
+    rng = check_rng(rng)
+    params = {}
+    for i, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:])):
+        params[f"W{i}"] = scale * rng.standard_normal((n_in, n_out)) / onp.sqrt(n_in)
+        params[f"b{i}"] = onp.zeros(n_out)
+    return params
+
+
+def mlp(params, inputs, activation="tanh"):
+    """Apply an MLP built by :func:`init_mlp`; the last layer is linear.
+
+    Parameters
+    ----------
+    params : dict
+        ``{"W0", "b0", ..., "W{D-1}", "b{D-1}"}`` as made by :func:`init_mlp`.
+    inputs : ndarray of shape (..., d_in)
+    activation : {"tanh", "relu", "softplus"}
+
+    Returns
+    -------
+    ndarray of shape (..., d_out)
+
+    Notes
+    -----
+    h_0 = inputs, h_{i+1} = act(h_i W_i + b_i) for hidden layers, output h_D = h_{D-1} W_{D-1} + b_{D-1}.
+    """
+    act = ACTIVATIONS[activation]
+    n_layers = len(params) // 2
+    h = inputs
+    for i in range(n_layers):
+        h = np.dot(h, params[f"W{i}"]) + params[f"b{i}"]
+        if i < n_layers - 1:
+            h = act(h)
+    return h
