@@ -20,7 +20,7 @@ import numpy as onp
 
 from ._tree import tree_add, tree_zeros_like
 from ._validation import check_binary, check_logits, check_finite_tree, check_positive_int
-from .nn import softplus
+from .nn import sigmoid, softplus, softplus_row_sums
 from .variational import kl_to_prior
 
 __all__ = ["MAX_LATENT", "all_states", "log_marginal", "posterior", "posterior_marginals",
@@ -110,18 +110,30 @@ def _check(model, params, x, q_logits=None):
     return x
 
 
-def _log_joint_block(model, params, x, states):
-    """log p(x_n, z_m) for a block: x (N, L), states (M, K) -> (N, M).
+def _log_joint_block_fast(model, params, x_aug, states, include_prior=True):
+    """log p(x_n, z_m) (or log p(x_n|z_m)) for a block of states: (N, M), plain arrays.
 
-    Uses log p(x|z) = x . a(z) - sum_l softplus(a_l(z)), so the N x M x L work is one matmul.
+    log p(x|z) = x . a(z) - sum_l softplus(a_l(z)), so the N x M x L work is one matmul.
+
+    ``x_aug`` is x with a column of ones appended, so the per-state constant
+    log p(z) - sum_l softplus(a_l(z)) rides along in the matmul instead of costing an extra
+    pass over the (N, M) block.
     """
-    a = model.decoder_logits(params, states)                       # (M, L)
-    per_state = model.log_prior(params, states) - np.sum(softplus(a), axis=-1)   # (M,)
-    return np.dot(x, a.T) + per_state
+    a = model.decoder_logits(params, states)                      # (M, L), untraced fast path
+    a_aug = onp.empty((a.shape[0], a.shape[1] + 1))
+    a_aug[:, :-1] = a
+    a_aug[:, -1] = -softplus_row_sums(a)
+    if include_prior:
+        a_aug[:, -1] += model.log_prior(params, states)
+    return x_aug @ a_aug.T
+
+
+def _augment(x):
+    return onp.hstack([x, onp.ones((x.shape[0], 1))])
 
 
 def _logsumexp_update(run_max, run_sum, block):
-    """Fold a (N, M) block into a running logsumexp over axis 1, max subtracted."""
+    """Fold a (N, M) block into a running logsumexp over axis 1, max subtracted (block is overwritten)."""
     new_max = onp.maximum(run_max, block.max(axis=1))
     block -= new_max[:, None]
     onp.exp(block, out=block)
@@ -131,10 +143,11 @@ def _logsumexp_update(run_max, run_sum, block):
 
 def _log_marginal_rows(model, params, x):
     n = x.shape[0]
+    x_aug = _augment(x)
     run_max = onp.full(n, -onp.inf)
     run_sum = onp.zeros(n)
     for _, states in _state_chunks(model, n):
-        block = onp.asarray(_log_joint_block(model, params, x, states))
+        block = _log_joint_block_fast(model, params, x_aug, states)
         run_max, run_sum = _logsumexp_update(run_max, run_sum, block)
     return run_max + onp.log(run_sum)
 
@@ -191,8 +204,9 @@ def posterior(model, params, x):
         )
     log_px = log_marginal(model, params, x)
     out = onp.empty((x.shape[0], n_states))
+    x_aug = _augment(x)
     for start, states in _state_chunks(model, x.shape[0]):
-        block = onp.asarray(_log_joint_block(model, params, x, states))
+        block = _log_joint_block_fast(model, params, x_aug, states)
         out[:, start:start + states.shape[0]] = onp.exp(block - log_px[:, None])
     return out
 
@@ -217,25 +231,27 @@ def posterior_marginals(model, params, x):
     x = _check(model, params, x)
     log_px = log_marginal(model, params, x)
     out = onp.zeros((x.shape[0], model.n_latent))
+    x_aug = _augment(x)
     for _, states in _state_chunks(model, x.shape[0]):
-        block = onp.asarray(_log_joint_block(model, params, x, states))
+        block = _log_joint_block_fast(model, params, x_aug, states)
         out += onp.exp(block - log_px[:, None]) @ states
     return out
 
 
-def _expected_loglik_block(model, params, q_logits, x, states):
-    """sum_n sum_m q(z_m|x_n) log p(x_n|z_m) over one state chunk (autograd-traceable)."""
-    a = model.decoder_logits(params, states)
-    loglik = np.dot(x, a.T) - np.sum(softplus(a), axis=-1)       # (N, M)
+def _expected_loglik_block(model, params, q_logits, x_aug, states):
+    """q(z_m|x_n) and log p(x_n|z_m) for one state chunk, both (N, M), plain arrays."""
+    loglik = _log_joint_block_fast(model, params, x_aug, states, include_prior=False)
     # log q(z_m|x_n) = psi_n . z_m - sum_k softplus(psi_nk): a matmul, not an (N, M, K) array
-    log_q = np.dot(q_logits, states.T) - np.sum(softplus(q_logits), axis=-1)[:, None]
-    return np.sum(np.exp(log_q) * loglik, axis=1)
+    log_q = q_logits @ states.T - softplus_row_sums(q_logits)[:, None]
+    return onp.exp(log_q), loglik
 
 
 def _elbo_rows(model, params, q_logits, x):
     expected = onp.zeros(x.shape[0])
+    x_aug = _augment(x)
     for _, states in _state_chunks(model, x.shape[0]):
-        expected += onp.asarray(_expected_loglik_block(model, params, q_logits, x, states))
+        q, loglik = _expected_loglik_block(model, params, q_logits, x_aug, states)
+        expected += onp.einsum("nm,nm->n", q, loglik)
     return expected - onp.asarray(kl_to_prior(q_logits, params["prior_logits"]))
 
 
@@ -287,15 +303,25 @@ def kl_to_posterior(model, params, q_logits, x):
     return log_marginal(model, params, x) - elbo(model, params, q_logits, x)
 
 
-def _sum_expected_loglik(params, q_logits, model, x, states):
-    return np.sum(_expected_loglik_block(model, params, q_logits, x, states))
+def _state_weighted_objective(params, model, states, state_weight, weighted_x, prior_weight):
+    """sum_m [prior_weight_m log p(z_m) + weighted_x_m . a(z_m) - state_weight_m sum_l softplus(a_ml)].
+
+    With state_weight_m = sum_n w_nm and weighted_x_m = sum_n w_nm x_n this equals
+    sum_nm w_nm log p(x_n, z_m) (prior_weight = state_weight) or sum_nm w_nm log p(x_n|z_m)
+    (prior_weight = 0), but autograd only traces (M, L) arrays, never the (N, M) block.
+    """
+    a = model.decoder_logits(params, states)
+    value = np.sum(weighted_x * a) - np.sum(state_weight * np.sum(softplus(a), axis=-1))
+    return value + np.sum(prior_weight * model.log_prior(params, states))
+
+
+_grad_state_weighted = autograd.grad(_state_weighted_objective)
 
 
 def _neg_kl_prior_sum(params, q_logits):
     return -np.sum(kl_to_prior(q_logits, params["prior_logits"]))
 
 
-_grad_expected = autograd.grad(_sum_expected_loglik, argnum=(0, 1))
 _grad_kl = autograd.grad(_neg_kl_prior_sum, argnum=(0, 1))
 
 
@@ -317,27 +343,29 @@ def elbo_grad(model, params, q_logits, x):
 
     Notes
     -----
-    The ELBO is a finite sum over states, so its gradient is exact:
-    d/d(theta, psi) sum_n [sum_z q(z|x_n) log p(x_n|z) - KL(q(z|x_n) || p(z))],
-    accumulated chunk by chunk with autograd (memory bounded by the chunk size).
+    ELBO_n = sum_z q(z|x_n) log p(x_n|z) - KL(q(z|x_n) || p(z)) is a finite sum, so its gradient
+    is exact. For the first term, with q_nm = q(z_m|x_n) and l_nm = log p(x_n|z_m):
+
+    - d/dtheta = sum_nm q_nm d l_nm/dtheta (autograd over the states, weights held fixed);
+    - d/dpsi_n = sum_m q_nm l_nm (z_m - sigmoid(psi_n)), since d log q_nm/dpsi_n = z_m - sigmoid(psi_n).
+
+    The KL term is differentiated in closed form. Memory is bounded by the state chunking.
     """
     x = _check(model, params, x, q_logits)
     q_logits = onp.asarray(q_logits, dtype=float)
     g_params, g_logits = _grad_kl(params, q_logits)
     g_logits = onp.array(g_logits)
+    q_mean = onp.asarray(sigmoid(q_logits))
+    no_prior = 0.0
     for rows in _row_blocks(x.shape[0]):
+        x_aug = _augment(x[rows])
         for _, states in _state_chunks(model, rows.stop - rows.start):
-            gp, gl = _grad_expected(params, q_logits[rows], model, x[rows], states)
-            g_params = tree_add(g_params, gp)
-            g_logits[rows] += gl
+            q, loglik = _expected_loglik_block(model, params, q_logits[rows], x_aug, states)
+            q_loglik = q * loglik
+            g_logits[rows] += q_loglik @ states - q_loglik.sum(axis=1)[:, None] * q_mean[rows]
+            g_params = tree_add(g_params, _grad_state_weighted(
+                params, model, states, q.sum(axis=0), q.T @ x[rows], no_prior))
     return g_params, g_logits
-
-
-def _weighted_log_joint(params, model, x, states, weights):
-    return np.sum(weights * _log_joint_block(model, params, x, states))
-
-
-_grad_weighted = autograd.grad(_weighted_log_joint)
 
 
 def log_marginal_grad(model, params, x):
@@ -357,15 +385,18 @@ def log_marginal_grad(model, params, x):
     Notes
     -----
     Fisher's identity: d log p(x)/d theta = sum_z p(z|x) d log p(x, z)/d theta. The posterior
-    weights are computed first and held constant; the gradient of the weighted log-joint is then
-    accumulated over state chunks.
+    weights w_nm = p(z_m|x_n) are computed first and held constant; they are summed over the
+    datapoints before differentiating, so autograd only sees per-state arrays.
     """
     x = _check(model, params, x)
     grad = tree_zeros_like(params)
     for rows in _row_blocks(x.shape[0]):
         xr = x[rows]
+        x_aug = _augment(xr)
         log_px = _log_marginal_rows(model, params, xr)
         for _, states in _state_chunks(model, xr.shape[0]):
-            weights = onp.exp(onp.asarray(_log_joint_block(model, params, xr, states)) - log_px[:, None])
-            grad = tree_add(grad, _grad_weighted(params, model, xr, states, weights))
+            weights = onp.exp(_log_joint_block_fast(model, params, x_aug, states) - log_px[:, None])
+            state_weight = weights.sum(axis=0)
+            grad = tree_add(grad, _grad_state_weighted(
+                params, model, states, state_weight, weights.T @ xr, state_weight))
     return grad

@@ -11,7 +11,7 @@ from autograd.scipy.special import expit
 
 from ._validation import check_rng
 
-__all__ = ["init_mlp", "mlp", "softplus", "log_sigmoid", "sigmoid", "ACTIVATIONS"]
+__all__ = ["init_mlp", "mlp", "softplus", "softplus_row_sums", "log_sigmoid", "sigmoid", "ACTIVATIONS"]
 
 
 def softplus(a):
@@ -79,11 +79,53 @@ def mlp(params, inputs, activation="tanh"):
     -----
     h_0 = inputs, h_{i+1} = act(h_i W_i + b_i) for hidden layers, output h_D = h_{D-1} W_{D-1} + b_{D-1}.
     """
-    act = ACTIVATIONS[activation]
     n_layers = len(params) // 2
+    if _is_plain(inputs) and all(_is_plain(v) for v in params.values()):
+        return _mlp_untraced(params, onp.asarray(inputs, dtype=float), activation, n_layers)
+    act = ACTIVATIONS[activation]
     h = inputs
     for i in range(n_layers):
         h = np.dot(h, params[f"W{i}"]) + params[f"b{i}"]
         if i < n_layers - 1:
             h = act(h)
     return h
+
+
+def _is_plain(value):
+    return isinstance(value, (onp.ndarray, float, int))
+
+
+_INPLACE = {
+    "tanh": lambda h: onp.tanh(h, out=h),
+    "relu": lambda h: onp.maximum(h, 0.0, out=h),
+}
+
+
+def _mlp_untraced(params, h, activation, n_layers):
+    # Same arithmetic as the traced branch, but reusing buffers: enumeration pushes all
+    # 2**K states through the decoder, and temporaries there cost as much as the matmuls.
+    for i in range(n_layers):
+        h = h @ params[f"W{i}"]
+        h += params[f"b{i}"]
+        if i < n_layers - 1:
+            h = _INPLACE[activation](h) if activation in _INPLACE else ACTIVATIONS[activation](h)
+    return h
+
+
+def softplus_row_sums(a):
+    """sum_l softplus(a_l) over the last axis of a plain ndarray, with one scratch buffer.
+
+    Parameters
+    ----------
+    a : ndarray of shape (M, L)
+
+    Returns
+    -------
+    ndarray of shape (M,)
+    """
+    scratch = onp.abs(a)
+    onp.negative(scratch, out=scratch)
+    onp.exp(scratch, out=scratch)
+    onp.log1p(scratch, out=scratch)
+    scratch += onp.maximum(a, 0.0)
+    return scratch.sum(axis=-1)
