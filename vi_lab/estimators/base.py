@@ -1,0 +1,371 @@
+"""The base class every gradient estimator derives from, and the pieces they share.
+
+An estimator is an object with two entry points (see :mod:`vi_lab.estimators` for the
+conventions): the generic ``est.grad(f, logits, n_samples, rng)`` and the ELBO-level
+``est(model, params, q_logits, x, n_samples, rng)``. Subclasses implement one private
+method, ``_grad(f, logits, n_samples, rng, n_reps)``, which works on R independent
+replicates at once; the base class validates every input, reshapes the user's ``f``, and
+builds the ELBO-level call on top of ``_grad`` for every estimator that evaluates the
+decoder on 0/1 samples.
+"""
+import difflib
+
+import autograd
+import autograd.numpy as np
+import numpy as onp
+from autograd.tracer import getval
+
+from .._tree import tree_add, tree_map
+from .._validation import check_binary, check_finite_tree, check_logits, check_positive_int, check_rng
+from ..nn import sigmoid, softplus
+from ..variational import kl_to_prior
+
+__all__ = ["Estimator", "uniform_open", "bernoulli_from_uniform", "score_grad", "logistic_noise"]
+
+
+def uniform_open(rng, shape):
+    """Uniform draws in the open interval (0, 1), never exactly 0 or 1.
+
+    Parameters
+    ----------
+    rng : numpy.random.Generator
+    shape : tuple of int
+
+    Returns
+    -------
+    ndarray of the given shape, values in [2**-53, 1 - 2**-53]
+
+    Notes
+    -----
+    ``Generator.random`` can return 0.0, and the estimators take log(u) and log(1 - u);
+    (m + 1/2) / 2**52 for an integer m in [0, 2**52) is exactly representable and interior.
+    """
+    return (rng.integers(0, 2 ** 52, size=shape) + 0.5) * 2.0 ** -52
+
+
+def logistic_noise(u):
+    """Logistic(0, 1) noise log u - log(1 - u) from uniforms u in (0, 1)."""
+    return onp.log(u) - onp.log1p(-u)
+
+
+def bernoulli_from_uniform(logits, u):
+    """z = 1[u < sigmoid(logits)], as float 0/1.
+
+    Parameters
+    ----------
+    logits : ndarray of shape (*batch, K)
+    u : ndarray of shape (..., *batch, K), values in (0, 1)
+
+    Returns
+    -------
+    ndarray of the shape of ``u``, values in {0., 1.}
+    """
+    return (u < onp.asarray(sigmoid(logits))).astype(onp.float64)
+
+
+def tile_reps(logits, n_reps):
+    """R copies of ``logits`` stacked on a new leading axis, shape (R, *logits.shape).
+
+    The gradient of a sum over replicates with respect to the tiled copy r is the r-th
+    replicate's estimate, which is how one reverse pass returns R independent estimates.
+    """
+    return onp.array(onp.broadcast_to(logits, (n_reps,) + logits.shape))
+
+
+def score_grad(signal, z, logits):
+    """Score-function term (1/S) sum_s signal_s * d/dlogits log q(z_s), for R replicates.
+
+    Parameters
+    ----------
+    signal : ndarray of shape (R, S, *batch)
+        Learning signal, held constant (no gradient flows through it).
+    z : ndarray of shape (R, S, *batch, K), values in {0., 1.}
+    logits : ndarray of shape (*batch, K)
+
+    Returns
+    -------
+    ndarray of shape (R, *batch, K)
+
+    Notes
+    -----
+    Written as the gradient of the surrogate (1/S) sum_s stop_grad(signal_s) log q(z_s; psi)
+    with respect to a per-replicate copy of psi; its value is signal_s (z_s - sigmoid(psi))
+    averaged over s.
+    """
+    signal = onp.asarray(getval(signal))
+    z = onp.asarray(getval(z))
+    n_samples = z.shape[1]
+
+    def surrogate(tiled):
+        psi = tiled[:, None]
+        log_q = np.sum(z * psi - softplus(psi), axis=-1)
+        return np.sum(signal * log_q) / n_samples
+
+    return autograd.grad(surrogate)(tile_reps(logits, z.shape[0]))
+
+
+def _neg_kl_sum(params, q_logits):
+    return -np.sum(kl_to_prior(q_logits, params["prior_logits"]))
+
+
+_grad_neg_kl = autograd.grad(_neg_kl_sum, argnum=(0, 1))
+
+
+def _mean_log_density(params, model, x, z, analytic):
+    """(1/S) sum_{s,n} log p(x_n, z_sn) (or log p(x_n|z_sn) if ``analytic``); z (S, N, K)."""
+    if analytic:
+        values = model.log_likelihood(params, x, z)
+    else:
+        values = model.log_joint(params, x, z)
+    return np.sum(values) / z.shape[0]
+
+
+_grad_mean_log_density = autograd.grad(_mean_log_density)
+
+
+def stack_trees(trees):
+    """Stack a list of identically structured trees leafwise on a new leading axis."""
+    return tree_map(lambda *leaves: onp.stack([onp.asarray(v) for v in leaves]), *trees)
+
+
+def _format_value(value):
+    return repr(value)
+
+
+class Estimator:
+    """Base class of the gradient estimators (see :mod:`vi_lab.estimators` for the conventions).
+
+    Parameters
+    ----------
+    **options
+        Estimator-specific options, listed in the class attribute ``options`` with their defaults.
+        An unknown option or a bad value raises ``ValueError`` naming the fix.
+
+    Attributes
+    ----------
+    name : str
+        Registry name.
+    unbiased : bool
+        Whether the ELBO-level and generic estimates are unbiased for the gradient they target.
+    evals_per_sample : int or None
+        Decoder (or f) evaluations per independent draw; ``None`` if it depends on the model,
+        in which case ``cost(model)`` gives it.
+    min_samples : int
+        Smallest valid ``n_samples``.
+    reference : str
+        The paper the estimator comes from.
+    latent : {"bernoulli", "gaussian"}
+    stateful : bool
+        True if the object keeps learned state (and updates it on each call).
+    objective : {"elbo", "iwae"}
+        What the ELBO-level call estimates the gradient of; the generic level estimates
+        d/dlogits E[f] for "elbo" and d/dlogits E[log mean_s exp f(z_s)] for "iwae".
+    """
+
+    name = None
+    unbiased = True
+    evals_per_sample = 1
+    min_samples = 1
+    reference = ""
+    latent = "bernoulli"
+    stateful = False
+    objective = "elbo"
+    #: option name -> default value
+    options = {}
+
+    def __init__(self, **options):
+        unknown = [key for key in options if key not in self.options]
+        if unknown:
+            accepted = ", ".join(self.options) if self.options else "no options"
+            hint = difflib.get_close_matches(unknown[0], list(self.options), n=1)
+            did_you_mean = f" (did you mean {hint[0]!r}?)" if hint else ""
+            raise ValueError(
+                f"{unknown[0]}: unknown option for estimator {self.name!r}{did_you_mean}; "
+                f"it accepts {accepted}"
+            )
+        for key, default in self.options.items():
+            setattr(self, key, options.get(key, default))
+        self._validate_options()
+
+    def _validate_options(self):
+        """Check option values and set option-dependent attributes (min_samples, unbiased)."""
+
+    def _check_tau(self, value, name="tau"):
+        try:
+            ok = float(value) > 0 and onp.isfinite(float(value))
+        except (TypeError, ValueError):
+            ok = False
+        if not ok:
+            raise ValueError(f"{name}: expected a temperature > 0 (e.g. {name}=0.5), got {value!r}")
+        return float(value)
+
+    def config(self):
+        """Name and options as a JSON-serializable dict: ``get(**config)`` rebuilds the estimator."""
+        out = {"name": self.name}
+        out.update({key: getattr(self, key) for key in self.options})
+        return out
+
+    def __repr__(self):
+        opts = ", ".join(f"{k}={_format_value(getattr(self, k))}" for k in self.options)
+        return f"get({self.name!r}{', ' if opts else ''}{opts})"
+
+    def cost(self, model):
+        """Decoder evaluations per independent draw for ``model``."""
+        return self.evals_per_sample
+
+    # ------------------------------------------------------------------ validation
+    def _check_n_samples(self, n_samples):
+        n_samples = check_positive_int(n_samples, "n_samples")
+        if n_samples < self.min_samples:
+            raise ValueError(self._min_samples_message(n_samples))
+        return n_samples
+
+    def _min_samples_message(self, n_samples):
+        return (f"n_samples: estimator {self.name!r} needs n_samples >= {self.min_samples}, "
+                f"got {n_samples}")
+
+    @staticmethod
+    def _check_reps(n_reps):
+        return 1 if n_reps is None else check_positive_int(n_reps, "n_reps")
+
+    def _check_elbo_inputs(self, model, params, q_logits, x, n_samples, n_reps):
+        if getattr(model, "n_latent", None) is None or getattr(model, "n_obs", None) is None:
+            raise ValueError(f"model: expected a BernoulliLVM, got {type(model).__name__}")
+        x = check_binary(x, model.n_obs, "x")
+        check_finite_tree(params)
+        check_logits(q_logits, (x.shape[0], model.n_latent), "q_logits")
+        q_logits = onp.asarray(getval(q_logits), dtype=onp.float64)
+        if not onp.isfinite(q_logits).all():
+            raise ValueError("q_logits: contains +-inf; expected finite logits (e.g. +-1e4 for a near-deterministic q)")
+        return x, q_logits, self._check_n_samples(n_samples), self._check_reps(n_reps)
+
+    # ------------------------------------------------------------------ generic level
+    def grad(self, f, logits, n_samples, rng=None, n_reps=None):
+        """Estimate d/dlogits E_{z ~ Bern(sigmoid(logits))}[sum f(z)].
+
+        Parameters
+        ----------
+        f : callable
+            Maps z of shape (S, *batch, K) to values of shape (S, *batch). Output position b
+            may depend only on z[:, b, :] (the latents of the same batch position). Relaxed
+            estimators call it on z in [0, 1] and differentiate it with autograd; the others
+            call it on 0/1 values only and never differentiate it.
+        logits : array_like of shape (*batch, K)
+            Finite logits; a 1-D array of shape (K,) is a single batch position.
+        n_samples : int
+            S, independent draws of the estimator's randomness (>= ``min_samples``).
+        rng : int or numpy.random.Generator
+        n_reps : int, optional
+            If given, return R = n_reps independent estimates stacked on a leading axis.
+
+        Returns
+        -------
+        ndarray of shape (*batch, K), or (R, *batch, K) if ``n_reps`` is given
+        """
+        if not callable(f):
+            raise ValueError(f"f: expected a callable mapping z (S, ..., K) to (S, ...), got {type(f).__name__}")
+        arr = onp.asarray(getval(logits), dtype=onp.float64)
+        if arr.ndim == 0:
+            raise ValueError("logits: expected an array of shape (..., K), got a scalar; wrap it as [logit]")
+        if not onp.isfinite(arr).all():
+            raise ValueError("logits: expected finite values (e.g. +-1e4 for a near-deterministic Bernoulli)")
+        n_samples = self._check_n_samples(n_samples)
+        reps = self._check_reps(n_reps)
+        rng = check_rng(rng)
+        batch = arr.shape[:-1]
+
+        def f_reps(z, hard=True):
+            lead = z.shape[:2]
+            flat = np.reshape(z, (lead[0] * lead[1],) + tuple(z.shape[2:]))
+            out = f(flat)
+            if np.shape(out) != (flat.shape[0],) + batch:
+                raise ValueError(
+                    f"f: expected an output of shape {(flat.shape[0],) + batch} for z of shape "
+                    f"{flat.shape}, got {np.shape(out)}"
+                )
+            return np.reshape(out, lead + batch)
+
+        g = self._grad(f_reps, arr, n_samples, rng, reps)
+        return g if n_reps is not None else g[0]
+
+    def _grad(self, f, logits, n_samples, rng, n_reps):
+        """R independent generic estimates, shape (R, *batch, K).
+
+        ``f(z, hard=True)`` maps z of shape (R, S', *batch, K) to (R, S', *batch); ``hard``
+        tells the ELBO level whether z are 0/1 samples of q (used for the model gradient).
+        """
+        raise NotImplementedError
+
+    # ------------------------------------------------------------------ ELBO level
+    def __call__(self, model, params, q_logits, x, n_samples, rng=None, n_reps=None, params_grad=True):
+        """Estimate the gradient of sum_n ELBO_n wrt the model parameters and q's logits.
+
+        Parameters
+        ----------
+        model : BernoulliLVM
+        params : dict
+        q_logits : ndarray of shape (N, K)
+        x : ndarray of shape (N, L), values in {0., 1.}
+        n_samples : int
+            S, independent draws per datapoint.
+        rng : int or numpy.random.Generator
+        n_reps : int, optional
+            R independent estimates stacked on a leading axis of every returned array.
+        params_grad : bool, default True
+            If False, skip the model-parameter gradient (``g_params`` is None); with
+            ``n_reps`` this keeps the whole call to one vectorized pass.
+
+        Returns
+        -------
+        g_params : dict or None
+            Structure of ``params``; leaves of shape (R, *shape) if ``n_reps`` is given.
+        g_logits : ndarray of shape (N, K), or (R, N, K) if ``n_reps`` is given
+        """
+        x, q_logits, n_samples, reps = self._check_elbo_inputs(model, params, q_logits, x, n_samples, n_reps)
+        rng = check_rng(rng)
+        analytic = getattr(self, "entropy", "sampled") == "analytic"
+        hard_z = []
+
+        def f(z, hard=True):
+            if analytic:
+                values = model.log_likelihood(params, x, z)
+            else:
+                # q's logits are constants inside f: d/dpsi of -log q(z) has expectation 0
+                values = model.log_joint(params, x, z) - np.sum(z * q_logits - softplus(q_logits), axis=-1)
+            if hard:
+                hard_z.append(onp.asarray(getval(z)))
+            return values
+
+        g_logits = self._grad(f, q_logits, n_samples, rng, reps)
+        g_params = None
+        kl_params, kl_logits = _grad_neg_kl(params, q_logits) if analytic else (None, None)
+        if analytic:
+            g_logits = g_logits + kl_logits
+        if params_grad:
+            g_params = self._params_grad_from_samples(model, params, x, hard_z, reps, analytic, kl_params)
+        return self._finish(g_params, g_logits, n_reps)
+
+    @staticmethod
+    def _finish(g_params, g_logits, n_reps):
+        if n_reps is not None:
+            return g_params, g_logits
+        if g_params is not None:
+            g_params = tree_map(lambda leaf: leaf[0], g_params)
+        return g_params, g_logits[0]
+
+    @staticmethod
+    def _params_grad_from_samples(model, params, x, hard_z, n_reps, analytic, kl_params=None):
+        """Pathwise model gradient (1/S') sum_s grad log p(x, z_s) from the recorded 0/1 samples.
+
+        Every recorded set of samples is marginally distributed as q (ARM's antithetic pair
+        included), so their average is unbiased. Autograd returns the gradient of one scalar
+        per reverse pass, hence one pass per replicate.
+        """
+        z_all = onp.concatenate(hard_z, axis=1)                     # (R, S', N, K)
+        per_rep = []
+        for r in range(n_reps):
+            g = _grad_mean_log_density(params, model, x, z_all[r], analytic)
+            if kl_params is not None:
+                g = tree_add(g, kl_params)
+            per_rep.append(g)
+        return stack_trees(per_rep)
