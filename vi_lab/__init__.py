@@ -3,5 +3,6 @@ __version__ = "0.1.0"
 
 from .model import BernoulliLVM
 from . import exact, variational, data, nn
+from . import estimators
 
-__all__ = ["BernoulliLVM", "exact", "variational", "data", "nn", "__version__"]
+__all__ = ["BernoulliLVM", "exact", "variational", "data", "nn", "estimators", "__version__"]
