@@ -1,0 +1,14 @@
+"""Checkers for the exercises at the end of each notebook.
+
+Each checker takes the student's function, runs it on small problems whose exact answer
+vi_lab computes by enumeration (or closed form / quadrature), and returns a
+:class:`CheckResult` that prints as a verdict with the reasons::
+
+    from vi_lab import exercises
+    exercises.check_log_marginal(my_log_marginal)
+
+One submodule per notebook; every checker is re-exported here.
+"""
+from ._check import CheckResult, compare_arrays, compare_monte_carlo, run_student  # noqa: F401
+
+__all__ = ["CheckResult", "compare_arrays", "compare_monte_carlo", "run_student"]
