@@ -4,13 +4,17 @@ This module holds the closed-form pieces every method needs (sampling, log q,
 entropy, KL to the prior). The families that produce the logits psi, a per-datapoint
 table and an amortized encoder, are defined further down.
 """
+import numbers
+
 import autograd.numpy as np
 import numpy as onp
+from autograd.tracer import getval
 
-from ._validation import check_rng, check_positive_int
-from .nn import softplus, sigmoid
+from ._validation import check_rng, check_positive_int, check_binary
+from .nn import softplus, sigmoid, init_mlp, mlp, ACTIVATIONS
 
-__all__ = ["sample", "log_prob", "entropy", "kl_to_prior", "expected_log_prior"]
+__all__ = ["sample", "log_prob", "entropy", "kl_to_prior", "expected_log_prior",
+           "MeanField", "Encoder", "family_from_config"]
 
 
 def sample(logits, n_samples, rng=None):
@@ -110,3 +114,241 @@ def kl_to_prior(logits, prior_logits):
     """
     q = sigmoid(logits)
     return np.sum(q * (logits - prior_logits) + softplus(prior_logits) - softplus(logits), axis=-1)
+
+
+# ---------------------------------------------------------------------------- families
+#
+# A family turns variational parameters ("q_params", a nested dict of arrays) into the
+# logits psi (N, K) of q(z|x). Everything downstream (objectives, estimators, exact
+# oracles) only ever sees the logits, so the two lessons, per-datapoint versus amortized
+# inference, differ in this one place.
+
+
+def _check_idx(idx, n_rows, n_data, name="idx"):
+    """Validate datapoint indices of a batch against a table with ``n_data`` rows."""
+    idx = onp.asarray(idx)
+    if idx.ndim != 1 or not (idx.dtype.kind in "iu" or (idx.size == 0 and idx.dtype.kind == "f")):
+        raise ValueError(f"{name}: expected a 1-D array of integer row indices, got dtype {idx.dtype} "
+                         f"and shape {idx.shape}")
+    idx = idx.astype(onp.int64)
+    if idx.shape[0] != n_rows:
+        raise ValueError(f"{name}: has {idx.shape[0]} indices but x has {n_rows} rows; "
+                         f"expected one index per row of x")
+    if idx.size and (idx.min() < 0 or idx.max() >= n_data):
+        raise ValueError(f"{name}: indices must lie in [0, {n_data}) (the family has n_data = {n_data} rows), "
+                         f"got values from {idx.min()} to {idx.max()}")
+    return idx
+
+
+class MeanField:
+    """Per-datapoint mean-field Bernoulli family: one free row of logits per datapoint.
+
+    q(z|x_n) = prod_k Bernoulli(z_k; sigmoid(psi_nk)), where psi is an (N, K) table of free
+    parameters. The number of variational parameters is N * K: it **grows with the size of
+    the data set**, and a new datapoint has no q until its own row is optimized. That is the
+    cost amortized inference (:class:`Encoder`) removes.
+
+    Parameters
+    ----------
+    n_data : int
+        N, the number of datapoints (rows of the table).
+    n_latent : int
+        K, the number of binary latents.
+
+    Notes
+    -----
+    ``q_params = {"logits": ndarray of shape (N, K)}``. Row n is used for datapoint n: the
+    ``idx`` argument of :meth:`logits` says which rows a batch is made of.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> family = MeanField(n_data=5, n_latent=3)
+    >>> q_params = family.init_params(0)
+    >>> family.logits(q_params, x=np.zeros((2, 4)), idx=[0, 3]).shape
+    (2, 3)
+    """
+
+    #: Parameters are per-datapoint (the training code updates only the rows of a batch).
+    amortized = False
+
+    def __init__(self, n_data, n_latent):
+        self.n_data = check_positive_int(n_data, "n_data")
+        self.n_latent = check_positive_int(n_latent, "n_latent")
+
+    def __repr__(self):
+        return f"MeanField(n_data={self.n_data}, n_latent={self.n_latent})"
+
+    def config(self):
+        """The constructor arguments as a JSON-serializable dict (for saving runs)."""
+        return {"class": "MeanField", "n_data": self.n_data, "n_latent": self.n_latent}
+
+    def init_params(self, rng=0, scale=0.1):
+        """Initial table of logits.
+
+        Parameters
+        ----------
+        rng : int or numpy.random.Generator
+        scale : float, default 0.1
+            Standard deviation of the initial logits; small, so q starts close to the
+            uniform distribution while restarts from different seeds still differ.
+
+        Returns
+        -------
+        dict
+            ``{"logits": ndarray of shape (N, K)}``.
+        """
+        rng = check_rng(rng)
+        if not scale >= 0:
+            raise ValueError(f"scale: expected a non-negative standard deviation, got {scale}")
+        return {"logits": scale * rng.standard_normal((self.n_data, self.n_latent))}
+
+    def logits(self, q_params, x, idx=None):
+        """The rows of the table that belong to the batch ``x``.
+
+        Parameters
+        ----------
+        q_params : dict
+            ``{"logits": ndarray of shape (n_data, K)}``.
+        x : ndarray of shape (B, L)
+            The batch; only its number of rows is used (to check ``idx``).
+        idx : array_like of int, shape (B,), optional
+            Which datapoints the rows of ``x`` are. ``None`` means all of them, in order,
+            and then ``x`` must have exactly ``n_data`` rows.
+
+        Returns
+        -------
+        ndarray of shape (B, K)
+            psi_idx, differentiable with respect to ``q_params`` (autograd).
+        """
+        table = q_params["logits"]
+        if onp.shape(table) != (self.n_data, self.n_latent):
+            raise ValueError(f"q_params['logits']: expected shape ({self.n_data}, {self.n_latent}) "
+                             f"for {self!r}, got {onp.shape(table)}")
+        n_rows = onp.shape(x)[0] if onp.ndim(x) == 2 else 1
+        if idx is None:
+            if n_rows != self.n_data:
+                raise ValueError(f"x: has {n_rows} rows but the MeanField family has n_data = {self.n_data}; "
+                                 f"pass idx (the datapoint index of each row) or the whole data set")
+            return table
+        idx = _check_idx(idx, n_rows, self.n_data)
+        return table[idx]
+
+    def n_params(self, q_params):
+        """Number of scalar variational parameters, N * K."""
+        return int(onp.size(q_params["logits"]))
+
+
+class Encoder:
+    """Amortized mean-field Bernoulli family: an MLP maps x to the logits of q(z|x).
+
+    psi(x) = MLP_phi(x) and q(z|x) = prod_k Bernoulli(z_k; sigmoid(psi_k(x))). One set of
+    weights phi serves every datapoint, seen or unseen: the number of parameters does not
+    depend on N (compare :class:`MeanField`), at the price of the *amortization gap* when the
+    network cannot output the best per-datapoint logits (Cremer et al., 2018).
+
+    Parameters
+    ----------
+    n_obs : int
+        L, the input width.
+    n_latent : int
+        K, the output width.
+    hidden : tuple of int, default (64,)
+        Hidden-layer widths; ``()`` gives a linear (logistic-regression) encoder.
+    activation : {"tanh", "relu", "softplus"}, default "tanh"
+
+    Notes
+    -----
+    ``q_params = {"W0": (L, h1), "b0": (h1,), ..., "W{D-1}": (h_{D-1}, K), "b{D-1}": (K,)}``, the
+    format of :func:`vi_lab.nn.init_mlp`. The input is x itself, values in {0., 1.}.
+    The VAE paper (Kingma & Welling, 2014) and NVIL (Mnih & Gregor, 2014) use this recognition
+    network; the Helmholtz machine (Dayan et al., 1995) introduced it for wake-sleep.
+    """
+
+    #: One network for all datapoints; the ``idx`` argument of :meth:`logits` is ignored.
+    amortized = True
+
+    def __init__(self, n_obs, n_latent, hidden=(64,), activation="tanh"):
+        self.n_obs = check_positive_int(n_obs, "n_obs")
+        self.n_latent = check_positive_int(n_latent, "n_latent")
+        if isinstance(hidden, numbers.Integral):
+            hidden = (hidden,)
+        self.hidden = tuple(check_positive_int(h, "hidden (each layer width)") for h in hidden)
+        if activation not in ACTIVATIONS:
+            raise ValueError(f"activation: unknown name {activation!r}; expected one of {sorted(ACTIVATIONS)}")
+        self.activation = activation
+
+    def __repr__(self):
+        return (f"Encoder(n_obs={self.n_obs}, n_latent={self.n_latent}, hidden={self.hidden}, "
+                f"activation={self.activation!r})")
+
+    def config(self):
+        """The constructor arguments as a JSON-serializable dict (for saving runs)."""
+        return {"class": "Encoder", "n_obs": self.n_obs, "n_latent": self.n_latent,
+                "hidden": list(self.hidden), "activation": self.activation}
+
+    def init_params(self, rng=0, scale=1.0):
+        """Random encoder weights.
+
+        Parameters
+        ----------
+        rng : int or numpy.random.Generator
+        scale : float, default 1.0
+            Multiplies every weight; weights ~ N(0, scale^2 / fan_in), biases 0.
+
+        Returns
+        -------
+        dict
+            ``{"W0", "b0", ...}`` with shapes (L, h1), (h1,), ..., (h_{D-1}, K), (K,).
+        """
+        return init_mlp((self.n_obs,) + self.hidden + (self.n_latent,), check_rng(rng), scale)
+
+    def logits(self, q_params, x, idx=None):
+        """psi(x) = MLP_phi(x) for a batch.
+
+        Parameters
+        ----------
+        q_params : dict
+            Encoder weights as made by :meth:`init_params`.
+        x : ndarray of shape (B, L), values in {0., 1.}
+        idx : ignored
+            Accepted so that both families share one call signature.
+
+        Returns
+        -------
+        ndarray of shape (B, K), differentiable with respect to ``q_params`` (autograd).
+        """
+        x = check_binary(getval(x), self.n_obs, "x")
+        n_layers = len(q_params) // 2
+        expected = {f"{p}{i}" for i in range(n_layers) for p in "Wb"}
+        if set(q_params) != expected or onp.shape(q_params["W0"])[0] != self.n_obs \
+                or onp.shape(q_params[f"b{n_layers - 1}"]) != (self.n_latent,):
+            raise ValueError(f"q_params: expected encoder weights for {self!r} (keys W0, b0, ..., input "
+                             f"width {self.n_obs}, output width {self.n_latent}), got keys {sorted(q_params)}")
+        return mlp(q_params, x, self.activation)
+
+    def n_params(self, q_params):
+        """Number of scalar encoder weights (independent of N)."""
+        return int(sum(onp.size(v) for v in q_params.values()))
+
+
+def family_from_config(config):
+    """Rebuild a family from its :meth:`config` dict (used when loading saved runs).
+
+    Parameters
+    ----------
+    config : dict
+        ``{"class": "MeanField" or "Encoder", ...constructor arguments}``.
+
+    Returns
+    -------
+    MeanField or Encoder
+    """
+    config = dict(config)
+    name = config.pop("class", None)
+    classes = {"MeanField": MeanField, "Encoder": Encoder}
+    if name not in classes:
+        raise ValueError(f"config: unknown family class {name!r}; expected one of {sorted(classes)}")
+    if "hidden" in config:
+        config["hidden"] = tuple(config["hidden"])
+    return classes[name](**config)

@@ -1,0 +1,317 @@
+"""The training loop shared by every method: :func:`fit`."""
+import numbers
+import time
+
+import numpy as onp
+
+from .. import exact
+from .._tree import tree_sq_norm
+from .._validation import check_binary, check_rng, check_positive_int, check_finite_tree
+from ..optimizers import Adam, SGD, as_schedule
+from ..variational import MeanField, Encoder
+from .methods import METHODS
+from .result import FitResult
+
+__all__ = ["fit"]
+
+_OPTIMIZERS = {"adam": Adam, "sgd": SGD}
+
+
+class _Context:
+    """What a method's gradient function needs besides the parameters."""
+
+    def __init__(self, model, x, family, estimator, n_samples, options):
+        self.model, self.x, self.family = model, x, family
+        self.estimator, self.n_samples, self.options = estimator, n_samples, options
+
+
+# ---------------------------------------------------------------------------- argument checks
+def get_method(method):
+    """The registered :class:`~vi_lab.inference.methods.Method` called ``method``."""
+    if method not in METHODS:
+        raise ValueError(f"method: unknown method {method!r}; expected one of {sorted(METHODS)}")
+    return METHODS[method]
+
+
+def resolve_estimator(method, estimator, n_samples):
+    """Turn the ``estimator`` argument into an estimator object (or None) for ``method``."""
+    if not method.uses_estimator:
+        if estimator is not None:
+            raise ValueError(f"estimator: method {method.name!r} does not use a plug-in gradient estimator "
+                             f"({method.summary}); leave estimator=None")
+        return None
+    if estimator is None:
+        estimator = method.default_estimator
+    if isinstance(estimator, str):
+        try:
+            from .. import estimators as registry
+        except ImportError as exc:
+            raise ValueError(f"estimator: cannot look up {estimator!r} because vi_lab.estimators is not "
+                             f"importable ({exc}); pass an estimator object instead") from exc
+        estimator = registry.get(estimator)
+    if not callable(estimator):
+        raise ValueError(f"estimator: expected a registered name or an estimator object "
+                         f"est(model, params, q_logits, x, n_samples, rng), got {type(estimator).__name__}")
+    latent = getattr(estimator, "latent", "bernoulli")
+    if latent != "bernoulli":
+        raise ValueError(f"estimator: {getattr(estimator, 'name', estimator)!r} is for {latent} latents; "
+                         f"the BernoulliLVM needs a Bernoulli-latent estimator")
+    needed = int(getattr(estimator, "min_samples", 1))
+    if n_samples < needed:
+        raise ValueError(f"n_samples: estimator {getattr(estimator, 'name', '?')!r} needs n_samples >= {needed}, "
+                         f"got {n_samples}")
+    return estimator
+
+
+def resolve_family(method, family, model, x):
+    """Build or check the variational family for ``method`` and data ``x`` (N, L)."""
+    if not method.families:
+        if family is not None:
+            raise ValueError(f"family: method {method.name!r} has no variational family; leave family=None")
+        return None
+    if family is None:
+        family = method.default_family
+    if isinstance(family, str):
+        if family == "mean_field":
+            family = MeanField(x.shape[0], model.n_latent)
+        elif family == "encoder":
+            family = Encoder(model.n_obs, model.n_latent)
+        else:
+            raise ValueError(f"family: unknown family {family!r}; expected 'mean_field', 'encoder' "
+                             f"or a MeanField/Encoder object")
+    kind = {MeanField: "mean_field", Encoder: "encoder"}.get(type(family))
+    if kind is None:
+        raise ValueError(f"family: expected a MeanField or Encoder object, got {type(family).__name__}")
+    if kind not in method.families:
+        raise ValueError(f"family: method {method.name!r} needs a {' or '.join(method.families)} family, "
+                         f"got {family!r}")
+    if family.n_latent != model.n_latent:
+        raise ValueError(f"family: {family!r} has n_latent = {family.n_latent} but the model has "
+                         f"K = {model.n_latent}; they must match")
+    if kind == "mean_field" and family.n_data != x.shape[0]:
+        raise ValueError(f"family: {family!r} has one row per datapoint ({family.n_data} rows) but x has "
+                         f"{x.shape[0]} rows; build MeanField(n_data={x.shape[0]}, n_latent={model.n_latent})")
+    if kind == "encoder" and family.n_obs != model.n_obs:
+        raise ValueError(f"family: {family!r} takes inputs of width {family.n_obs} but the model has "
+                         f"L = {model.n_obs}; they must match")
+    return family
+
+
+def _check_like(given, template, name):
+    """``given`` must be a nested dict with exactly the keys and shapes of ``template``; copy it."""
+    def walk(g, t, path):
+        if isinstance(t, dict):
+            if not isinstance(g, dict) or set(g) != set(t):
+                got = sorted(g) if isinstance(g, dict) else type(g).__name__
+                raise ValueError(f"{path}: expected a dict with keys {sorted(t)}, got {got}")
+            return {k: walk(g[k], t[k], f"{path}[{k!r}]") for k in t}
+        arr = onp.array(g, dtype=float)
+        if arr.shape != onp.shape(t):
+            raise ValueError(f"{path}: expected shape {onp.shape(t)}, got {arr.shape}")
+        return arr
+    out = walk(given, template, name)
+    check_finite_tree(out, name)
+    return out
+
+
+class _Batches:
+    """Mini-batch indices: shuffled epochs, each batch exactly ``size`` distinct rows."""
+
+    def __init__(self, n, size, rng):
+        self.n, self.size, self.rng = n, size, rng
+        self.order, self.pos = None, n
+
+    def next(self):
+        if self.size == self.n:
+            return onp.arange(self.n)
+        if self.pos + self.size > self.n:                   # drop the ragged end, reshuffle
+            self.order, self.pos = self.rng.permutation(self.n), 0
+        idx = self.order[self.pos:self.pos + self.size]
+        self.pos += self.size
+        return onp.sort(idx)
+
+
+def _record(ctx, method, params, q_params, x_valid, record_exact, rng):
+    """The exact and Monte Carlo summaries of the current parameters (one history row)."""
+    row = {}
+    logits = None
+    if ctx.family is not None:
+        logits = onp.asarray(ctx.family.logits(q_params, ctx.x, None))
+    if record_exact:
+        log_px = float(onp.mean(exact.log_marginal(ctx.model, params, ctx.x)))
+        row["log_px_train"] = log_px
+        if x_valid is not None:
+            row["log_px_valid"] = float(onp.mean(exact.log_marginal(ctx.model, params, x_valid)))
+        if logits is not None:
+            elbo = float(onp.mean(exact.elbo(ctx.model, params, logits, ctx.x)))
+            row["elbo_exact"], row["kl_gap"] = elbo, log_px - elbo
+    row["objective"] = method.objective(ctx, params, q_params, logits, rng)
+    return row
+
+
+# ---------------------------------------------------------------------------- the loop
+def fit(model, x, method="amortized", estimator=None, n_samples=1, steps=1000, batch_size=None,
+        learning_rate=1e-2, x_valid=None, record_every=50, rng=0, progress=True, params=None,
+        q_params=None, family=None, optimizer="adam", method_options=None, record_exact=True,
+        callback=None):
+    """Learn a model (and a variational family) from binary data with one of :data:`METHODS`.
+
+    Parameters
+    ----------
+    model : BernoulliLVM
+    x : ndarray of shape (N, L), values in {0., 1.}
+        Training data.
+    method : str, default "amortized"
+        One of ``vi_lab.inference.METHODS``: "per_datapoint", "amortized", "wake_sleep",
+        "reweighted_wake_sleep", "exact_ml", "exact_elbo".
+    estimator : str or estimator object, optional
+        Gradient estimator for "per_datapoint" and "amortized" (a name registered in
+        :mod:`vi_lab.estimators` or an object ``est(model, params, q_logits, x, n_samples, rng)
+        -> (g_params, g_logits)``); default "score_function". Other methods take none.
+        A stateful estimator object (nvil) keeps its state across calls and runs.
+    n_samples : int, default 1
+        Draws of z per datapoint per step (k of the importance-weighted methods).
+    steps : int, default 1000
+        Number of parameter updates.
+    batch_size : int, optional
+        Datapoints per step, drawn without replacement within shuffled epochs; ``None`` or a
+        value >= N uses the full data set every step.
+    learning_rate : float or callable, default 1e-2
+        Step size, or a schedule ``step -> rate`` (see :mod:`vi_lab.optimizers`).
+    x_valid : ndarray of shape (N_valid, L), optional
+        Held-out data; adds ``log_px_valid`` to the history.
+    record_every : int, default 50
+        Record the history at steps 0, record_every, 2 record_every, ... and at the last step.
+    rng : int or numpy.random.Generator, default 0
+        Same seed -> bit-identical parameters and history (except ``wall_time``).
+    progress : bool, default True
+        Show a tqdm progress bar.
+    params : dict, optional
+        Starting model parameters (copied, never modified); default ``model.init_params``.
+    q_params : dict, optional
+        Starting variational parameters; default ``family.init_params``.
+    family : MeanField, Encoder, "mean_field" or "encoder", optional
+        Default: a MeanField table for "per_datapoint", ``Encoder(L, K)`` for the others that
+        have a q; "exact_ml" has none.
+    optimizer : {"adam", "sgd"}, default "adam"
+        Gradient-ascent optimizer; theta and q get separate instances with the same settings.
+    method_options : dict, optional
+        "wake_sleep": ``n_sleep`` (dreamed pairs per step, default batch size).
+        "reweighted_wake_sleep": ``wake_phi`` (default True), ``sleep_phi`` (default False),
+        ``n_sleep``.
+    record_exact : bool, default True
+        Record the exact columns (needs K <= ``exact.MAX_LATENT``).
+    callback : callable, optional
+        ``callback(result, step)`` after each record, with the run so far as a
+        :class:`FitResult`; return True to stop training early.
+
+    Returns
+    -------
+    FitResult
+        ``.params``, ``.q_params``, ``.history`` (columns listed in :class:`FitResult`),
+        ``.family``, ``.model``, ``.method``, ``.config``, ``.interrupted``.
+
+    Notes
+    -----
+    Every method ascends a direction for theta (and phi): see
+    :mod:`vi_lab.inference.methods` for the equations. KeyboardInterrupt (Ctrl-C) stops the
+    loop and returns the run so far with ``interrupted=True``. The random streams for
+    initialization, training and recording are separate, so changing ``record_every`` does
+    not change the trained parameters.
+    """
+    m = get_method(method)
+    x = check_binary(x, model.n_obs, "x")
+    if x_valid is not None:
+        x_valid = check_binary(x_valid, model.n_obs, "x_valid")
+    n_samples = check_positive_int(n_samples, "n_samples")
+    steps = check_positive_int(steps, "steps", minimum=0)
+    batch_size = x.shape[0] if batch_size is None else min(check_positive_int(batch_size, "batch_size"), x.shape[0])
+    record_every = max(steps, 1) if record_every is None else check_positive_int(record_every, "record_every")
+    options = m.check_options(method_options)
+    if options.get("n_sleep") is not None:
+        check_positive_int(options["n_sleep"], "method_options['n_sleep']")
+    if m.name == "reweighted_wake_sleep" and not (options["wake_phi"] or options["sleep_phi"]):
+        raise ValueError("method_options: reweighted_wake_sleep needs wake_phi or sleep_phi (or both) to be True")
+    if optimizer not in _OPTIMIZERS:
+        raise ValueError(f"optimizer: unknown optimizer {optimizer!r}; expected one of {sorted(_OPTIMIZERS)}")
+    schedule = as_schedule(learning_rate)
+    if m.name in ("exact_ml", "exact_elbo") or record_exact:
+        exact.check_enumerable(model.n_latent, x.shape[0], model.n_obs)
+    family = resolve_family(m, family, model, x)
+    if options.get("sleep_phi") and not family.amortized:
+        raise ValueError("family: the sleep phase needs an amortized Encoder (a MeanField table has no q for "
+                         "dreamed x); use family='encoder' or method_options={'sleep_phi': False}")
+    est = resolve_estimator(m, estimator, n_samples)
+    seed = int(rng) if isinstance(rng, numbers.Integral) and not isinstance(rng, bool) else None
+    rng = check_rng(rng)
+    init_rng, train_rng, record_rng = (onp.random.default_rng(s) for s in rng.integers(0, 2 ** 63, size=3))
+
+    template = model.init_params(init_rng)
+    params = template if params is None else _check_like(params, template, "params")
+    if family is not None:
+        q_template = family.init_params(init_rng)
+        q_params = q_template if q_params is None else _check_like(q_params, q_template, "q_params")
+    elif q_params is not None:
+        raise ValueError(f"q_params: method {m.name!r} has no variational family; leave q_params=None")
+
+    ctx = _Context(model, x, family, est, n_samples, options)
+    opt = _OPTIMIZERS[optimizer](schedule)
+    theta_state = opt.init(params)
+    q_state = opt.init(q_params) if family is not None else None
+    config = {
+        "method": m.name, "estimator": None if est is None else getattr(est, "name", repr(est)),
+        "n_samples": n_samples, "steps": steps, "batch_size": batch_size, "optimizer": opt.config(),
+        "record_every": record_every, "rng": seed, "method_options": options, "record_exact": bool(record_exact),
+        "n_train": int(x.shape[0]), "n_valid": None if x_valid is None else int(x_valid.shape[0]),
+        "model": model.config(), "family": None if family is None else family.config(),
+    }
+    columns = {}
+    batches = _Batches(x.shape[0], batch_size, train_rng)
+    train_time, evals, interrupted = 0.0, 0, False
+
+    def snapshot():
+        hist = {k: onp.asarray(v) for k, v in columns.items()}
+        return FitResult(model, params, q_params, family, hist, m.name, config, interrupted)
+
+    from tqdm import tqdm
+    bar = tqdm(total=steps, disable=not progress, desc=f"fit {m.name}", unit="step", leave=False)
+    try:
+        for step in range(steps + 1):
+            start = time.perf_counter()
+            idx = batches.next()
+            g_params, g_q, n_evals = m.gradient(ctx, params, q_params, idx, train_rng)
+            sq_norm = tree_sq_norm(g_params) + (0.0 if g_q is None else tree_sq_norm(g_q))
+            if not onp.isfinite(sq_norm):
+                raise FloatingPointError(f"fit: the gradient is not finite at step {step}; try a smaller "
+                                         f"learning_rate (now {schedule(step)!r}) or more n_samples")
+            train_time += time.perf_counter() - start
+            if step % record_every == 0 or step == steps:
+                row = {"step": step, "wall_time": train_time, "decoder_evals": evals}
+                row.update(_record(ctx, m, params, q_params, x_valid, record_exact, record_rng))
+                row["grad_norm"] = float(onp.sqrt(sq_norm))
+                for key, value in row.items():
+                    columns.setdefault(key, []).append(value)
+                if "log_px_train" in row:
+                    bar.set_postfix(log_px=f"{row['log_px_train']:.3f}", refresh=False)
+                if callback is not None and callback(snapshot(), step):
+                    break
+            if step == steps:
+                break
+            start = time.perf_counter()
+            new_params, new_theta_state = opt.update(params, g_params, theta_state)
+            if family is not None:
+                rows = None if family.amortized else idx
+                new_q, new_q_state = opt.update(q_params, g_q, q_state, rows=rows)
+            else:
+                new_q, new_q_state = None, None
+            # one assignment, so an interrupt never leaves theta and phi from different steps
+            params, q_params, theta_state, q_state = new_params, new_q, new_theta_state, new_q_state
+            evals += n_evals
+            train_time += time.perf_counter() - start
+            bar.update(1)
+    except KeyboardInterrupt:
+        interrupted = True
+    finally:
+        bar.close()
+    config["steps_done"] = int(theta_state["step"])
+    return snapshot()
