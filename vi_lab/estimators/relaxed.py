@@ -1,0 +1,160 @@
+"""Biased reparametrization estimators on the Concrete (Gumbel-sigmoid) relaxation."""
+import autograd
+import autograd.numpy as np
+import numpy as onp
+from autograd.extend import defvjp, primitive
+
+from ..nn import sigmoid
+from ..variational import kl_to_prior
+from .base import Estimator, logistic_noise, stack_trees, tile_reps, uniform_open
+
+__all__ = ["Concrete", "StraightThrough", "relaxed_sample"]
+
+
+def relaxed_sample(logits, noise, tau):
+    """Binary Concrete sample sigmoid((logits + noise) / tau), differentiable in ``logits``.
+
+    Parameters
+    ----------
+    logits : ndarray of shape (..., K)
+    noise : ndarray broadcastable with ``logits``
+        Logistic(0, 1) noise log u - log(1 - u).
+    tau : float > 0
+
+    Returns
+    -------
+    ndarray of the broadcast shape, values in [0, 1]
+    """
+    return sigmoid((logits + noise) / tau)
+
+
+@primitive
+def _straight_through(soft, hard):
+    """Forward: ``hard``. Backward: the gradient passes to ``soft`` unchanged."""
+    return hard
+
+
+defvjp(_straight_through, lambda ans, soft, hard: lambda g: g, None)
+
+
+class _Relaxed(Estimator):
+    unbiased = False
+    evals_per_sample = 1
+    options = {"tau": 0.5}
+
+    def _validate_options(self):
+        self.tau = self._check_tau(self.tau)
+
+    def _relax(self, logits, noise):
+        raise NotImplementedError
+
+    def _grad(self, f, logits, n_samples, rng, n_reps):
+        noise = logistic_noise(uniform_open(rng, (n_reps, n_samples) + logits.shape))
+
+        def surrogate(tiled):
+            return np.sum(f(self._relax(tiled[:, None], noise), hard=False)) / n_samples
+
+        return autograd.grad(surrogate)(tile_reps(logits, n_reps))
+
+    def __call__(self, model, params, q_logits, x, n_samples, rng=None, n_reps=None, params_grad=True):
+        """Relaxed estimate of the gradient of sum_n ELBO_n (see the class Notes).
+
+        Same parameters and returns as :meth:`vi_lab.estimators.base.Estimator.__call__`.
+        """
+        x, q_logits, n_samples, reps = self._check_elbo_inputs(model, params, q_logits, x, n_samples, n_reps)
+        from .._validation import check_rng
+        noise = logistic_noise(uniform_open(check_rng(rng), (reps, n_samples) + q_logits.shape))
+
+        def surrogate(params, tiled, noise):
+            z = self._relax(tiled[:, None], noise)                           # (R, S, N, K)
+            expected = np.sum(model.log_likelihood(params, x, z)) / n_samples
+            return expected - np.sum(kl_to_prior(tiled, params["prior_logits"]))
+
+        if not params_grad:
+            return None, self._unstack(autograd.grad(surrogate, 1)(params, tile_reps(q_logits, reps), noise), n_reps)
+        both = autograd.grad(surrogate, (0, 1))
+        per_rep = [both(params, q_logits[None], noise[r:r + 1]) for r in range(reps)]
+        g_params = stack_trees([g for g, _ in per_rep])
+        g_logits = onp.concatenate([gl for _, gl in per_rep])
+        return self._finish(g_params, g_logits, n_reps)
+
+    @staticmethod
+    def _unstack(g_logits, n_reps):
+        return g_logits if n_reps is not None else g_logits[0]
+
+
+class Concrete(_Relaxed):
+    """Reparametrization gradient through the Concrete / Gumbel-sigmoid relaxation. Biased.
+
+    Options
+    -------
+    tau : float > 0, default 0.5
+        Temperature. The bias shrinks as tau -> 0 while the variance grows (roughly like 1/tau).
+
+    Notes
+    -----
+    With logistic noise L = log u - log(1 - u), the relaxed sample
+    z~ = sigmoid((psi + L) / tau) lies in (0, 1) and tends to the Bernoulli sample
+    1[psi + L > 0] as tau -> 0. The estimator is the pathwise gradient
+
+    g = (1/S) sum_s d/dpsi f(z~_s(psi)),
+
+    so f must accept relaxed inputs and be autograd-differentiable. It is the exact gradient of
+    E[f(z~)], not of E[f(z)]: biased for every tau > 0.
+
+    At the ELBO level only the likelihood term is relaxed: the decoder is fed z~ in [0, 1], and
+    the KL to the prior is differentiated in closed form, so the estimate is the gradient of
+    (1/S) sum_s log p(x|z~_s) - KL(q || p(z)) with respect to both the model parameters and psi.
+
+    Cost: 1 decoder evaluation per sample (plus its reverse pass).
+
+    References
+    ----------
+    Maddison, Mnih & Teh (2017), "The Concrete distribution: a continuous relaxation of discrete
+    random variables", ICLR; Jang, Gu & Poole (2017), "Categorical reparameterization with
+    Gumbel-softmax", ICLR.
+    """
+
+    name = "concrete"
+    reference = "Maddison, Mnih & Teh (2017); Jang, Gu & Poole (2017), ICLR"
+
+    def _relax(self, logits, noise):
+        return relaxed_sample(logits, noise, self.tau)
+
+
+class StraightThrough(_Relaxed):
+    """Straight-through Gumbel-sigmoid: hard z forward, relaxed gradient backward. Biased.
+
+    Options
+    -------
+    tau : float > 0, default 0.5
+        Temperature of the relaxation used in the backward pass only.
+
+    Notes
+    -----
+    Forward, f sees the 0/1 sample b = 1[psi + L > 0] (distributed as q); backward, the
+    derivative of b is replaced by that of z~ = sigmoid((psi + L) / tau):
+
+    g = (1/S) sum_s f'(b_s) dz~_s/dpsi,
+
+    the derivative of f taken at the hard sample. Biased for every tau (the chain rule is
+    applied to a function other than the one evaluated), and the bias does not vanish as tau
+    -> 0. At the ELBO level the decoder sees 0/1 samples, so the model-parameter gradient
+    (1/S) sum_s grad_theta log p(x|b_s) is the unbiased pathwise one; the KL to the prior is
+    differentiated in closed form.
+
+    Cost: 1 decoder evaluation per sample (plus its reverse pass).
+
+    References
+    ----------
+    Bengio, Leonard & Courville (2013), "Estimating or propagating gradients through stochastic
+    neurons for conditional computation", arXiv:1308.3432; Jang, Gu & Poole (2017), ICLR.
+    """
+
+    name = "straight_through"
+    reference = "Bengio, Leonard & Courville (2013); Jang, Gu & Poole (2017), ICLR"
+
+    def _relax(self, logits, noise):
+        soft = relaxed_sample(logits, noise, self.tau)
+        hard = (autograd.tracer.getval(logits) + noise > 0).astype(onp.float64)
+        return _straight_through(soft, hard)
