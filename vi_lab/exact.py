@@ -24,7 +24,8 @@ from .nn import sigmoid, softplus, softplus_row_sums
 from .variational import kl_to_prior
 
 __all__ = ["MAX_LATENT", "all_states", "log_marginal", "posterior", "posterior_marginals",
-           "elbo", "kl_to_posterior", "elbo_grad", "log_marginal_grad", "check_enumerable"]
+           "elbo", "kl_to_posterior", "elbo_grad", "log_marginal_grad", "check_enumerable",
+           "gaussian_log_marginal", "gaussian_elbo", "gaussian_elbo_grad"]
 
 #: Largest K that enumeration accepts: 2**24 = 16.8 million states.
 MAX_LATENT = 24
@@ -400,3 +401,4 @@ def log_marginal_grad(model, params, x):
             grad = tree_add(grad, _grad_state_weighted(
                 params, model, states, state_weight, weights.T @ xr, state_weight))
     return grad
+from .quadrature import gaussian_log_marginal, gaussian_elbo, gaussian_elbo_grad  # noqa: E402
