@@ -1,0 +1,146 @@
+"""The exercise checkers of notebooks 01-03 pass correct solutions and explain wrong ones.
+
+For every checker: a correct implementation (written here, independently of the solution
+notebooks) passes, and deliberately wrong implementations fail with a message that names
+the mistake.
+"""
+import autograd
+import autograd.numpy as anp
+import numpy as onp
+import pytest
+from scipy.special import logsumexp, softmax
+
+import vi_lab
+from vi_lab import exact, exercises, variational
+from vi_lab.nn import sigmoid
+
+
+def _states(model):
+    return exact.all_states(model.n_latent)
+
+
+def _assert_fails(result, *phrases):
+    text = repr(result)
+    assert not result.passed, text
+    for phrase in phrases:
+        assert phrase in text, text
+
+
+# ============================================================================ notebook 01
+def good_log_marginal(model, params, x):
+    table = model.log_joint(params, x[:, None, :], _states(model)[None])
+    return logsumexp(table, axis=1)
+
+
+def test_log_marginal_checker_passes_a_correct_solution():
+    result = exercises.check_log_marginal(good_log_marginal)
+    assert result.passed, repr(result)
+    assert "3 test problems" in repr(result)
+
+
+@pytest.mark.parametrize("wrong, phrase", [
+    (lambda m, p, x: logsumexp(m.log_likelihood(p, x[:, None, :], _states(m)[None]), axis=1), "left out the prior"),
+    (lambda m, p, x: m.log_joint(p, x[:, None, :], _states(m)[None]).max(axis=1), "single most probable"),
+    (lambda m, p, x: onp.exp(good_log_marginal(m, p, x)), "returned p(x)"),
+    (lambda m, p, x: good_log_marginal(m, p, x)[:, None], "shape"),
+    (lambda m, p, x: -good_log_marginal(m, p, x), "sign flipped"),
+])
+def test_log_marginal_checker_names_the_mistake(wrong, phrase):
+    _assert_fails(exercises.check_log_marginal(wrong), phrase)
+
+
+def test_log_marginal_checker_catches_underflow():
+    def naive(model, params, x):
+        table = model.log_joint(params, x[:, None, :], _states(model)[None])
+        with onp.errstate(divide="ignore"):
+            return onp.log(onp.exp(table).sum(axis=1))
+
+    _assert_fails(exercises.check_log_marginal(naive), "non-finite", "logsumexp", "problem 3 of 3")
+
+
+def test_checker_reports_unfinished_and_crashing_functions():
+    def unfinished(model, params, x):
+        raise NotImplementedError
+
+    _assert_fails(exercises.check_log_marginal(unfinished), "NotImplementedError")
+    _assert_fails(exercises.check_log_marginal(lambda m, p, x: x @ onp.ones((3, 2))), "raised ValueError")
+
+
+def good_posterior_marginals(model, params, x):
+    table = model.log_joint(params, x[:, None, :], _states(model)[None])
+    return softmax(table, axis=1) @ _states(model)
+
+
+def test_posterior_marginals_checker_passes_a_correct_solution():
+    result = exercises.check_posterior_marginals(good_posterior_marginals)
+    assert result.passed, repr(result)
+
+
+@pytest.mark.parametrize("wrong, phrase", [
+    (lambda m, p, x: onp.tile(sigmoid(p["prior_logits"]), (x.shape[0], 1)), "prior probabilities"),
+    (lambda m, p, x: 1.0 - good_posterior_marginals(m, p, x), "p(z_k = 0 | x)"),
+    (lambda m, p, x: onp.exp(m.log_joint(p, x[:, None, :], _states(m)[None])) @ _states(m), "divide by p(x)"),
+    (lambda m, p, x: softmax(m.log_likelihood(p, x[:, None, :], _states(m)[None]), axis=1) @ _states(m),
+     "prior p(z) is missing"),
+    (lambda m, p, x: good_posterior_marginals(m, p, x).T, "shape"),
+])
+def test_posterior_marginals_checker_names_the_mistake(wrong, phrase):
+    _assert_fails(exercises.check_posterior_marginals(wrong), phrase)
+
+
+def good_sample(model, params, n, rng):
+    z = (rng.random((n, model.n_latent)) < sigmoid(params["prior_logits"])).astype(float)
+    x = (rng.random((n, model.n_obs)) < sigmoid(model.decoder_logits(params, z))).astype(float)
+    return z, x
+
+
+def test_sample_checker_passes_correct_samplers():
+    result = exercises.check_sample(good_sample)
+    assert result.passed, repr(result)
+
+    def other_order(model, params, n, rng):    # a different but equally correct use of the rng
+        z = rng.binomial(1, sigmoid(params["prior_logits"]), size=(n, model.n_latent)).astype(float)
+        x = rng.binomial(1, sigmoid(model.decoder_logits(params, z))).astype(float)
+        return z, x
+
+    assert exercises.check_sample(other_order).passed
+    assert exercises.check_sample(lambda m, p, n, rng: m.sample(p, n, rng)).passed
+
+
+def _logits_as_probabilities(model, params, n, rng):
+    z = (rng.random((n, model.n_latent)) < params["prior_logits"]).astype(float)
+    x = (rng.random((n, model.n_obs)) < sigmoid(model.decoder_logits(params, z))).astype(float)
+    return z, x
+
+
+def _x_from_other_z(model, params, n, rng):
+    z, x = good_sample(model, params, n, rng)
+    return z, x[rng.permutation(n)]
+
+
+def _flipped_x(model, params, n, rng):
+    z = (rng.random((n, model.n_latent)) < sigmoid(params["prior_logits"])).astype(float)
+    x = (rng.random((n, model.n_obs)) > sigmoid(model.decoder_logits(params, z))).astype(float)
+    return z, x
+
+
+def _global_state(model, params, n, rng):
+    return good_sample(model, params, n, onp.random.default_rng())
+
+
+def _probabilities(model, params, n, rng):
+    z, _ = good_sample(model, params, n, rng)
+    return z, sigmoid(model.decoder_logits(params, z))
+
+
+@pytest.mark.parametrize("wrong, phrase", [
+    (_logits_as_probabilities, "do not follow the prior"),
+    (_x_from_other_z, "wrong relation to z"),
+    (_flipped_x, "x given z is not"),
+    (_global_state, "same seed"),
+    (lambda m, p, n, rng: good_sample(m, p, n, onp.random.default_rng(5)), "ignores its rng"),
+    (_probabilities, "values other than 0 and 1"),
+    (lambda m, p, n, rng: good_sample(m, p, n, rng)[0], "expected the pair"),
+])
+def test_sample_checker_names_the_mistake(wrong, phrase):
+    _assert_fails(exercises.check_sample(wrong), phrase)
