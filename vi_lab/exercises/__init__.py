@@ -10,5 +10,6 @@ vi_lab computes by enumeration (or closed form / quadrature), and returns a
 One submodule per notebook; every checker is re-exported here.
 """
 from ._check import CheckResult, compare_arrays, compare_monte_carlo, run_student  # noqa: F401
+from .bernoulli_model import check_log_marginal, check_posterior_marginals, check_sample  # noqa: F401
 
 __all__ = ["CheckResult", "compare_arrays", "compare_monte_carlo", "run_student"]
