@@ -144,3 +144,153 @@ def _probabilities(model, params, n, rng):
 ])
 def test_sample_checker_names_the_mistake(wrong, phrase):
     _assert_fails(exercises.check_sample(wrong), phrase)
+
+
+# ============================================================================ notebook 02
+def _log_q_and_joint(model, params, q_logits, x):
+    states = _states(model)[:, None, :]                                   # (M, 1, K)
+    return variational.log_prob(q_logits, states), model.log_joint(params, x, states)   # (M, N) each
+
+
+def good_elbo(model, params, q_logits, x):
+    log_q, log_joint = _log_q_and_joint(model, params, q_logits, x)
+    return onp.sum(onp.exp(log_q) * (log_joint - log_q), axis=0)
+
+
+def test_elbo_checker_passes_a_correct_solution():
+    result = exercises.check_elbo(good_elbo)
+    assert result.passed, repr(result)
+
+    def analytic_kl(model, params, q_logits, x):    # the other textbook form
+        log_q, _ = _log_q_and_joint(model, params, q_logits, x)
+        loglik = model.log_likelihood(params, x, _states(model)[:, None, :])
+        return onp.sum(onp.exp(log_q) * loglik, axis=0) - variational.kl_to_prior(q_logits, params["prior_logits"])
+
+    assert exercises.check_elbo(analytic_kl).passed
+
+
+def _elbo_without_entropy(model, params, q_logits, x):
+    log_q, log_joint = _log_q_and_joint(model, params, q_logits, x)
+    return onp.sum(onp.exp(log_q) * log_joint, axis=0)
+
+
+def _elbo_with_q_probabilities(model, params, q_logits, x):
+    # log q computed as sum_k log of Bernoulli probabilities: 0 * log(0) = nan for logits +-1e4
+    states = _states(model)[:, None, :]
+    s = sigmoid(q_logits)
+    with onp.errstate(divide="ignore", invalid="ignore"):
+        log_q = onp.sum(states * onp.log(s) + (1 - states) * onp.log(1 - s), axis=-1)
+        return onp.sum(onp.exp(log_q) * (model.log_joint(params, x, states) - log_q), axis=0)
+
+
+@pytest.mark.parametrize("wrong, phrase", [
+    (_elbo_without_entropy, "left out the entropy"),
+    (lambda m, p, q, x: good_elbo(m, p, q, x) + variational.kl_to_prior(q, p["prior_logits"]), "reconstruction term"),
+    (lambda m, p, q, x: exact.log_marginal(m, p, x), "returned log p(x)"),
+    (lambda m, p, q, x: exact.kl_to_posterior(m, p, q, x), "the gap"),
+    (_elbo_with_q_probabilities, "non-finite"),
+    (lambda m, p, q, x: good_elbo(m, p, q, x).sum(), "shape"),
+])
+def test_elbo_checker_names_the_mistake(wrong, phrase):
+    _assert_fails(exercises.check_elbo(wrong), phrase)
+
+
+def good_elbo_estimate(model, params, q_logits, x, n_samples, rng):
+    z = variational.sample(q_logits, n_samples, rng)
+    return onp.mean(model.log_joint(params, x, z) - variational.log_prob(q_logits, z), axis=0)
+
+
+def test_elbo_estimate_checker_passes_correct_estimators():
+    result = exercises.check_elbo_estimate(good_elbo_estimate)
+    assert result.passed, repr(result)
+
+    def analytic_kl(model, params, q_logits, x, n_samples, rng):
+        z = variational.sample(q_logits, n_samples, rng)
+        return (onp.mean(model.log_likelihood(params, x, z), axis=0)
+                - variational.kl_to_prior(q_logits, params["prior_logits"]))
+
+    assert exercises.check_elbo_estimate(analytic_kl).passed
+    library = exercises.check_elbo_estimate(
+        lambda m, p, q, x, s, rng: vi_lab.objectives.elbo(m, p, q, x, s, rng))
+    assert library.passed, repr(library)
+
+
+def _without_log_q(model, params, q_logits, x, n_samples, rng):
+    z = variational.sample(q_logits, n_samples, rng)
+    return onp.mean(model.log_joint(params, x, z), axis=0)
+
+
+def _summed(model, params, q_logits, x, n_samples, rng):
+    return n_samples * good_elbo_estimate(model, params, q_logits, x, n_samples, rng)
+
+
+def _log_mean_exp(model, params, q_logits, x, n_samples, rng):
+    z = variational.sample(q_logits, n_samples, rng)
+    log_w = model.log_joint(params, x, z) - variational.log_prob(q_logits, z)
+    return logsumexp(log_w, axis=0) - onp.log(n_samples)
+
+
+def _one_draw_only(model, params, q_logits, x, n_samples, rng):
+    return good_elbo_estimate(model, params, q_logits, x, 1, rng)
+
+
+def _unseeded(model, params, q_logits, x, n_samples, rng):
+    return good_elbo_estimate(model, params, q_logits, x, n_samples, onp.random.default_rng())
+
+
+def _frozen(model, params, q_logits, x, n_samples, rng):
+    return good_elbo_estimate(model, params, q_logits, x, n_samples, 3)
+
+
+@pytest.mark.parametrize("wrong, phrase", [
+    (_without_log_q, "log q(z|x) term is missing"),
+    (_summed, "times the ELBO"),
+    (_log_mean_exp, "importance-weighted"),
+    (_one_draw_only, "variance"),
+    (_unseeded, "same seed"),
+    (_frozen, "same numbers"),
+    (lambda m, p, q, x, s, rng: variational.sample(q, s, rng).sum(-1), "shape"),
+])
+def test_elbo_estimate_checker_names_the_mistake(wrong, phrase):
+    _assert_fails(exercises.check_elbo_estimate(wrong), phrase)
+
+
+def good_elbo_grad_logits(model, params, q_logits, x):
+    log_q, log_joint = _log_q_and_joint(model, params, q_logits, x)
+    score = _states(model)[:, None, :] - sigmoid(q_logits)                  # (M, N, K)
+    return onp.sum((onp.exp(log_q) * (log_joint - log_q))[..., None] * score, axis=0)
+
+
+def _autograd_elbo_grad(model, params, q_logits, x):
+    def total_elbo(logits):
+        states = _states(model)[:, None, :]
+        log_q = variational.log_prob(logits, states)
+        return anp.sum(anp.exp(log_q) * (model.log_joint(params, x, states) - log_q))
+    return autograd.grad(total_elbo)(q_logits)
+
+
+def test_elbo_grad_checker_passes_correct_solutions():
+    result = exercises.check_elbo_grad_logits(good_elbo_grad_logits)
+    assert result.passed, repr(result)
+    assert exercises.check_elbo_grad_logits(_autograd_elbo_grad).passed
+
+
+def _grad_without_entropy(model, params, q_logits, x):
+    log_q, log_joint = _log_q_and_joint(model, params, q_logits, x)
+    score = _states(model)[:, None, :] - sigmoid(q_logits)
+    return onp.sum((onp.exp(log_q) * log_joint)[..., None] * score, axis=0)
+
+
+def _grad_per_probability(model, params, q_logits, x):
+    s = sigmoid(q_logits)
+    return good_elbo_grad_logits(model, params, q_logits, x) / (s * (1 - s))
+
+
+@pytest.mark.parametrize("wrong, phrase", [
+    (_grad_without_entropy, "gradient of the entropy"),
+    (_grad_per_probability, "probabilities sigmoid(psi)"),
+    (lambda m, p, q, x: -good_elbo_grad_logits(m, p, q, x), "sign flipped"),
+    (lambda m, p, q, x: good_elbo_grad_logits(m, p, q, x).sum(axis=0), "shape"),
+])
+def test_elbo_grad_checker_names_the_mistake(wrong, phrase):
+    _assert_fails(exercises.check_elbo_grad_logits(wrong), phrase)

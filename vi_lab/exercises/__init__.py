@@ -11,5 +11,6 @@ One submodule per notebook; every checker is re-exported here.
 """
 from ._check import CheckResult, compare_arrays, compare_monte_carlo, run_student  # noqa: F401
 from .bernoulli_model import check_log_marginal, check_posterior_marginals, check_sample  # noqa: F401
+from .elbo import check_elbo, check_elbo_estimate, check_elbo_grad_logits  # noqa: F401
 
 __all__ = ["CheckResult", "compare_arrays", "compare_monte_carlo", "run_student"]
