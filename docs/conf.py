@@ -10,7 +10,11 @@ under this directory, so every build first copies them to ``docs/notebooks/`` (a
 artefact, not to be edited or committed).
 """
 import filecmp
+import importlib
+import inspect
 import os
+import pkgutil
+import re
 import shutil
 import sys
 from pathlib import Path
@@ -20,6 +24,7 @@ ROOT = DOCS.parent
 sys.path.insert(0, str(ROOT))  # so a source checkout builds even without `pip install -e .`
 
 import vi_lab  # noqa: E402
+from sphinx.pycode import ModuleAnalyzer  # noqa: E402
 
 # -- project -------------------------------------------------------------------------------
 project = "vi_lab"
@@ -66,6 +71,7 @@ napoleon_google_docstring = False
 napoleon_numpy_docstring = True
 napoleon_use_rtype = False
 napoleon_use_ivar = True
+napoleon_custom_sections = [("Options", "params_style")]   # estimator options read like parameters
 
 # -- cross-reference checking --------------------------------------------------------------
 # nitpicky makes every unresolved cross-reference a warning (and -W makes it an error), so a
@@ -139,28 +145,145 @@ def _insert_notebook_toctrees(app, docname, source):
                  .replace(SOLUTION_PLACEHOLDER, _toctree(solutions, "Solutions")))
 
 
-def _resolve_reexport(app, env, node, contnode):
-    """Link names re-exported by the package (``vi_lab.BernoulliLVM``, or a bare
-    ``BernoulliLVM`` in a docstring's type field) to the page of the module defining them."""
+# -- cross-references to re-exported names ------------------------------------------------
+# vi_lab re-exports names from submodules (vi_lab.BernoulliLVM is vi_lab.model.BernoulliLVM,
+# vi_lab.inference.fit lives in vi_lab/inference/fit.py, vi_lab.exact.gaussian_log_marginal in
+# vi_lab/quadrature.py). A docstring written in one module and shown on another page may then
+# name a target that Sphinx cannot find under the name it was written with. This resolver only
+# runs for references Sphinx could not resolve, and only links to objects that really exist:
+# (1) the object's canonical (defining) name, (2) for a module that has no page of its own, the
+# nearest documented parent package, (3) a bare name that matches exactly one documented vi_lab
+# object. Anything else stays unresolved, and nitpicky + -W fail the build.
+_MISSING = object()
+
+
+def _import_dotted(name):
+    parts = name.split(".")
+    for cut in range(len(parts), 0, -1):
+        try:
+            obj = importlib.import_module(".".join(parts[:cut]))
+        except ImportError:
+            continue
+        for attr in parts[cut:]:
+            obj = getattr(obj, attr, _MISSING)
+            if obj is _MISSING:
+                return _MISSING
+        return obj
+    return _MISSING
+
+
+def _resolve_vi_lab_reference(app, env, node, contnode):
     if node.get("refdomain") != "py":
         return None
-    target = node["reftarget"]
-    name = target[len("vi_lab."):] if target.startswith("vi_lab.") else target
-    if "." in name or name not in getattr(vi_lab, "__all__", ()):
-        return None
-    obj = getattr(vi_lab, name, None)
-    module = getattr(obj, "__module__", None)
-    if module is None or not module.startswith("vi_lab") or type(obj).__name__ == "module":
-        return None
-    canonical = f"{module}.{getattr(obj, '__qualname__', name)}"
-    if canonical == target:
-        return None
     domain = env.get_domain("py")
-    return domain.resolve_xref(env, node.get("refdoc"), app.builder, node["reftype"],
-                               canonical, node, contnode)
+    target = node["reftarget"].lstrip("~.")
+
+    def attempt(name, reftype="obj"):
+        return domain.resolve_xref(env, node.get("refdoc"), app.builder, reftype, name, node, contnode)
+
+    context = node.get("py:module") or ""
+    candidates = [target] + ([f"{context}.{target}"] if context else [])
+    if "." not in target and target in getattr(vi_lab, "__all__", ()):
+        candidates.append(f"vi_lab.{target}")
+    for candidate in candidates:
+        if not candidate.startswith("vi_lab"):
+            continue
+        obj = _import_dotted(candidate)
+        if obj is _MISSING:
+            continue
+        if inspect.ismodule(obj):
+            parts = candidate.split(".")
+            while len(parts) > 1:
+                parts.pop()
+                if ".".join(parts) in domain.modules:
+                    return attempt(".".join(parts), "mod")
+            continue
+        module, qualname = getattr(obj, "__module__", None), getattr(obj, "__qualname__", None)
+        if isinstance(module, str) and isinstance(qualname, str) and f"{module}.{qualname}" != candidate:
+            resolved = attempt(f"{module}.{qualname}")
+            if resolved is not None:
+                return resolved
+    matches = sorted({name for name in domain.objects
+                      if name.startswith("vi_lab.") and name.endswith("." + target)})
+    if len(matches) == 1:
+        return attempt(matches[0])
+    return None
+
+
+# Constants re-exported by a package (vi_lab.inference.METHODS) are listed on the package page;
+# their doc comment (``#:``) sits in the defining submodule, where autodoc does not look.
+def _reexported_data():
+    found = {}
+    for info in pkgutil.walk_packages(vi_lab.__path__, "vi_lab."):
+        if not info.ispkg:
+            continue
+        module = importlib.import_module(info.name)
+        for name in getattr(module, "__all__", ()):
+            obj = getattr(module, name, None)
+            if not (inspect.ismodule(obj) or inspect.isroutine(obj) or inspect.isclass(obj)):
+                found.setdefault(info.name, []).append(name)
+    return found
+
+
+def _defining_comment(fullname, obj):
+    package_name, name = fullname.rsplit(".", 1)
+    package = importlib.import_module(package_name)
+    for info in pkgutil.iter_modules(getattr(package, "__path__", [])):
+        submodule = f"{package_name}.{info.name}"
+        if getattr(importlib.import_module(submodule), name, None) is not obj:
+            continue
+        try:
+            docs = ModuleAnalyzer.for_module(submodule).find_attr_docs()
+        except Exception:  # noqa: BLE001 - no source: no comment
+            continue
+        if ("", name) in docs:
+            return list(docs[("", name)])
+    return None
+
+
+def _document_reexported_data(app, what, name, obj, options, lines):
+    generic = inspect.getdoc(type(obj)) or ""
+    if what == "data" and "\n".join(lines).strip() == generic.strip():
+        lines[:] = _defining_comment(name, obj) or []
+
+
+autosummary_context = {"reexported_data": _reexported_data()}
+
+
+# Docstrings write equations as plain text (house style), where |a| is an absolute value and
+# "(S, *batch, K)" an unpacked shape. reST would read the first as a substitution reference and
+# the second as the start of an emphasis, and fail. vi_lab docstrings use no substitutions, so
+# outside inline literals and roles every bar is escaped, and so is every asterisk that is not
+# part of a complete *emphasis* or **strong** span. Table and line-block rows are left alone.
+# This runs on the raw numpydoc text, before napoleon wraps types in emphasis.
+_LITERAL = re.compile(r"(``.*?``|`[^`]*`)")
+_MARKUP = re.compile(r"(?<![\\\w*])(?:\*\*(?=\S).*?\S\*\*|\*(?=[^\s*])[^*]*?[^\s\\*]\*)(?![\w*])")
+_LONE_STAR = re.compile(r"(?<!\\)\*")
+_LONE_BAR = re.compile(r"(?<!\\)\|")
+
+
+def _escape_plain(text):
+    out, pos = [], 0
+    for match in _MARKUP.finditer(text):
+        out.append(_LONE_STAR.sub(r"\\*", text[pos:match.start()]))
+        out.append(match.group(0))
+        pos = match.end()
+    out.append(_LONE_STAR.sub(r"\\*", text[pos:]))
+    return _LONE_BAR.sub(r"\\|", "".join(out))
+
+
+def _escape_plain_text_math(app, what, name, obj, options, lines):
+    for i, line in enumerate(lines):
+        if ("|" not in line and "*" not in line) or line.lstrip().startswith(("| ", "+-", "+=", ".. ")):
+            continue
+        parts = _LITERAL.split(line)
+        lines[i] = "".join(part if j % 2 else _escape_plain(part) for j, part in enumerate(parts))
 
 
 def setup(app):
     app.connect("source-read", _insert_notebook_toctrees)
-    app.connect("missing-reference", _resolve_reexport)
+    # priority 400: before napoleon (500) turns the numpydoc sections into reST fields
+    app.connect("autodoc-process-docstring", _escape_plain_text_math, priority=400)
+    app.connect("missing-reference", _resolve_vi_lab_reference)
+    app.connect("autodoc-process-docstring", _document_reexported_data, priority=300)
     return {"parallel_read_safe": True}
