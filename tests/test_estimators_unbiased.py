@@ -7,8 +7,15 @@ is shown to fail on a deliberately wrong estimator written here (one term's sign
 import numpy as np
 import pytest
 
+import autograd
+import autograd.numpy as anp
+from autograd.scipy.special import logsumexp
+
 from vi_lab import BernoulliLVM, estimators, exact
+from vi_lab.estimators.arm import ARM
+from vi_lab.estimators.base import bernoulli_from_uniform, score_grad, uniform_open
 from vi_lab.estimators.score_function import ScoreFunction
+from vi_lab.estimators.vimco import VIMCO, vimco_signals
 
 MODELS = [  # (K, L, hidden, N, seed)
     (2, 3, (4,), 2, 0),
@@ -72,7 +79,6 @@ class SelfIncludedLOO(ScoreFunction):
     """Wrong on purpose: the 'leave-one-out' mean divides by S - 1 but keeps the own sample."""
 
     def _grad(self, f, logits, n_samples, rng, n_reps):
-        from vi_lab.estimators.base import bernoulli_from_uniform, score_grad, uniform_open
         z = bernoulli_from_uniform(logits, uniform_open(rng, (n_reps, n_samples) + logits.shape))
         values = np.asarray(f(z))
         return score_grad(values - values.sum(axis=1, keepdims=True) / (n_samples - 1), z, logits)
@@ -87,8 +93,84 @@ def test_score_function_unbiased(case, options):
     assert z_logits < 4.0 and z_params < 4.0
 
 
+UNBIASED = [("arm", {}), ("arm", {"entropy": "analytic"}), ("disarm", {}), ("rebar", {}),
+            ("rebar", {"tau": 2.0, "eta": 0.3, "entropy": "analytic"})]
+
+
 @pytest.mark.parametrize("case", MODELS)
-@pytest.mark.parametrize("wrong", [FlippedEntropySignal(), SelfIncludedLOO(baseline="rloo")])
+@pytest.mark.parametrize("name, options", UNBIASED)
+def test_antithetic_and_rebar_unbiased(case, name, options):
+    est = estimators.get(name, **options)
+    z_logits, z_params = elbo_z_scores(est, make_problem(*case), 2, 3000, 150)
+    assert z_logits < 4.0 and z_params < 4.0
+
+
+@pytest.mark.parametrize("case", MODELS)
+def test_nvil_without_normalization_unbiased_with_a_trained_baseline(case):
+    problem = make_problem(*case)
+    model, params, q_logits, x = problem
+    est = estimators.get("nvil", normalize=False)
+    for step in range(30):
+        est(model, params, q_logits, x, 4, rng=100 + step)
+    est.learn = False
+    z_logits, z_params = elbo_z_scores(est, problem, 2, 3000, 150)
+    assert z_logits < 4.0 and z_params < 4.0
+    # the learned baseline pays: lower variance than plain REINFORCE at the same cost
+    _, g_nvil = est(model, params, q_logits, x, 2, rng=1, n_reps=2000, params_grad=False)
+    _, g_sf = estimators.get("score_function")(model, params, q_logits, x, 2, rng=1, n_reps=2000, params_grad=False)
+    assert g_nvil.var(axis=0).sum() < 0.5 * g_sf.var(axis=0).sum()
+
+
+def exact_iwae_grad(model, params, q_logits, x, k):
+    """Gradient of sum_n E[log (1/k) sum_s p(x_n, z_s) / q(z_s|x_n)] by enumerating all k-tuples."""
+    states = exact.all_states(model.n_latent)
+    tuples = np.array(list(np.ndindex(*(len(states),) * k)))                 # (M**k, k)
+
+    def bound(params, psi):
+        log_joint = model.log_joint(params, x[:, None, :], states[None])      # (N, M)
+        log_q = anp.dot(psi, states.T) - anp.sum(anp.logaddexp(0, psi), axis=1, keepdims=True)
+        log_w = (log_joint - log_q)[:, tuples]                                # (N, T, k)
+        prob = anp.exp(anp.sum(log_q[:, tuples], axis=2))                     # (N, T)
+        return anp.sum(prob * (logsumexp(log_w, axis=2) - np.log(k)))
+
+    return autograd.grad(bound, (0, 1))(params, q_logits)
+
+
+class VIMCOWithoutWeightTerm(VIMCO):
+    """Wrong on purpose: forgets the -w~_s term (psi's explicit role in the log weights)."""
+
+    def __call__(self, model, params, q_logits, x, n_samples, rng=None, n_reps=None, params_grad=False):
+        def f(z):
+            return model.log_joint(params, x, z) - np.sum(z * q_logits - np.logaddexp(0, q_logits), axis=-1)
+        return None, self.grad(f, q_logits, n_samples, rng, n_reps=n_reps)
+
+
+@pytest.mark.parametrize("case", MODELS[:2])
+def test_vimco_unbiased_for_the_iwae_gradient(case):
+    model, params, q_logits, x = make_problem(*case)
+    ref_params, ref_logits = exact_iwae_grad(model, params, q_logits, x, 3)
+    est = estimators.get("vimco")
+    _, g_logits = est(model, params, q_logits, x, 3, rng=0, n_reps=3000, params_grad=False)
+    assert max_z_score(g_logits, ref_logits) < 4.0
+    g_params, _ = est(model, params, q_logits, x, 3, rng=1, n_reps=150)
+    assert max_z_score(flat_params(g_params), flat_exact(ref_params)) < 4.0
+    _, wrong = VIMCOWithoutWeightTerm()(model, params, q_logits, x, 3, rng=0, n_reps=3000)
+    assert max_z_score(wrong, ref_logits) > 4.0
+
+
+class UncoupledARM(ARM):
+    """Wrong on purpose: the two members of the pair use independent uniforms."""
+
+    def _grad(self, f, logits, n_samples, rng, n_reps):
+        shape = (n_reps, n_samples) + logits.shape
+        u, u2 = uniform_open(rng, shape), uniform_open(rng, shape)
+        b_up = (u > 1 / (1 + np.exp(logits))).astype(float)
+        b_down = (u2 < 1 / (1 + np.exp(-logits))).astype(float)
+        return np.mean((np.asarray(f(b_up)) - np.asarray(f(b_down)))[..., None] * (u - 0.5), axis=1)
+
+
+@pytest.mark.parametrize("case", MODELS)
+@pytest.mark.parametrize("wrong", [FlippedEntropySignal(), SelfIncludedLOO(baseline="rloo"), UncoupledARM()])
 def test_wrong_estimators_fail_the_same_check(case, wrong):
     z_logits, _ = elbo_z_scores(wrong, make_problem(*case), 4, 3000, 0)
     assert z_logits > 4.0
@@ -128,7 +210,8 @@ def test_exact_estimator_matches_enumeration_at_both_levels():
     np.testing.assert_allclose(estimators.get("exact").grad(f, logits, 1, 0), fd, rtol=1e-6, atol=1e-8)
 
 
-GENERIC = [("score_function", {}), ("score_function", {"baseline": "rloo"})]
+GENERIC = [("score_function", {}), ("score_function", {"baseline": "rloo"}), ("arm", {}), ("disarm", {}),
+           ("rebar", {}), ("rebar", {"tau": 0.2, "eta": 2.0})]
 
 
 @pytest.mark.parametrize("name, options", GENERIC)
@@ -140,3 +223,34 @@ def test_generic_level_unbiased(name, options):
     target = estimators.get("exact").grad(f, logits, 1, 0)
     g = estimators.get(name, **options).grad(f, logits, 4, rng=7, n_reps=4000)
     assert max_z_score(g, target) < 4.0
+
+
+def test_generic_vimco_unbiased_for_the_multi_sample_objective():
+    rng = np.random.default_rng(4)
+    w = rng.normal(size=(2, 2))
+    f = lambda z: np.tanh(np.sum(z * w, axis=-1))
+    logits = rng.normal(size=(2, 2))
+    states = exact.all_states(2)
+    tuples = np.array(list(np.ndindex(4, 4, 4)))
+
+    def objective(psi):
+        log_q = anp.dot(psi, states.T) - anp.sum(anp.logaddexp(0, psi), axis=1, keepdims=True)   # (2, 4)
+        values = f(np.broadcast_to(states[:, None], (4, 2, 2))).T                               # (2, 4)
+        prob = anp.exp(anp.sum(log_q[:, tuples], axis=2))
+        return anp.sum(prob * (logsumexp(values[:, tuples], axis=2) - np.log(3)))
+
+    target = autograd.grad(objective)(logits)
+    g = estimators.get("vimco").grad(f, logits, 3, rng=0, n_reps=4000)
+    assert max_z_score(g, target) < 4.0
+    assert max_z_score(g, estimators.get("exact").grad(f, logits, 1, 0)) > 4.0   # not E[f]'s gradient
+
+
+def test_vimco_signals_match_a_loop():
+    log_w = np.random.default_rng(0).normal(size=(2, 4, 3)) * 5
+    bound, signals = vimco_signals(log_w)
+    for r, s, n in np.ndindex(2, 4, 3):
+        others = np.delete(log_w[r, :, n], s)
+        replaced = np.append(others, others.mean())
+        expected = np.log(np.mean(np.exp(log_w[r, :, n]))) - np.log(np.mean(np.exp(replaced)))
+        assert np.isclose(signals[r, s, n], expected)
+        assert np.isclose(bound[r, 0, n], np.log(np.mean(np.exp(log_w[r, :, n]))))

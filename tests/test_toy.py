@@ -1,0 +1,137 @@
+"""The toy problem E[(b - t)^2]: closed forms, exact variances by enumeration vs empirical ones."""
+import numpy as np
+import pytest
+
+from vi_lab import estimators, toy
+from vi_lab.estimators.base import bernoulli_from_uniform, score_grad, uniform_open
+from vi_lab.estimators.score_function import ScoreFunction
+
+SETTINGS = [(0.0, 0.45, 1), (1.0, 0.499, 3), (-2.0, 0.3, 5)]          # (phi, t, S)
+EXACT_VARIANTS = [("score_function", {}), ("score_function", {"baseline": "rloo"}),
+                  ("score_function", {"baseline": "mean"}), ("arm", {}), ("disarm", {})]
+N_REPS = 20000
+
+
+def variance_z(samples, exact_var):
+    """|empirical variance - exact| in standard errors of the empirical variance.
+
+    The leading term sqrt((m4 - var^2) / R) vanishes for a symmetric two-point distribution,
+    where the error is O(var / R) from estimating the mean; that term is the floor.
+    """
+    centred = samples - samples.mean()
+    m4 = np.mean(centred ** 4)
+    var = samples.var(ddof=1)
+    se = np.sqrt(max(m4 - var ** 2, 0.0) / samples.size) + 2 * var / samples.size
+    if abs(var - exact_var) <= 1e-12 * samples.mean() ** 2:       # both zero up to round-off
+        return 0.0
+    return abs(var - exact_var) / se
+
+
+def test_exact_gradient_is_the_derivative_of_the_objective():
+    for phi, t in [(0.0, 0.45), (2.5, 0.499), (-1.0, 0.8)]:
+        h = 1e-6
+        fd = (toy.objective(phi + h, t) - toy.objective(phi - h, t)) / (2 * h)
+        assert np.isclose(toy.exact_grad(phi, t), fd, rtol=1e-7)
+        assert np.isclose(estimators.get("exact").grad(toy.loss(t), np.array([phi]), 1, 0)[0], fd, rtol=1e-7)
+    assert np.isclose(toy.exact_iwae_grad(0.7, 0.45, k=1), toy.exact_grad(0.7, 0.45))
+
+
+@pytest.mark.parametrize("phi, t, n_samples", SETTINGS)
+@pytest.mark.parametrize("name, options", EXACT_VARIANTS)
+def test_exact_moments_match_empirical(phi, t, n_samples, name, options):
+    if options.get("baseline") == "rloo" and n_samples < 2:
+        n_samples = 2
+    mean, var = toy.exact_moments(name, phi, t, n_samples, **options)
+    expected_mean = toy.exact_grad(phi, t) * ((n_samples - 1) / n_samples if options.get("baseline") == "mean" else 1)
+    assert np.isclose(mean, expected_mean, atol=1e-15)
+    g = estimators.get(name, **options).grad(toy.loss(t), np.array([phi]), n_samples, rng=0, n_reps=N_REPS)[:, 0]
+    assert abs(g.mean() - mean) <= 4 * g.std() / np.sqrt(N_REPS) + 1e-15
+    assert variance_z(g, var) < 4.0
+
+
+class SharedSampleSF(ScoreFunction):
+    """Wrong on purpose: draws one z per estimate and reuses it for all S 'samples'. Still unbiased."""
+
+    def _grad(self, f, logits, n_samples, rng, n_reps):
+        z = bernoulli_from_uniform(logits, uniform_open(rng, (n_reps, 1) + logits.shape))
+        z = np.repeat(z, n_samples, axis=1)
+        return score_grad(np.asarray(f(z)), z, logits)
+
+
+class FreshBaselineLOO(ScoreFunction):
+    """Wrong on purpose: the 'leave-one-out' baseline comes from a second, independent batch."""
+
+    def _grad(self, f, logits, n_samples, rng, n_reps):
+        shape = (n_reps, n_samples) + logits.shape
+        z = bernoulli_from_uniform(logits, uniform_open(rng, shape))
+        other = np.asarray(f(bernoulli_from_uniform(logits, uniform_open(rng, shape))))
+        values = np.asarray(f(z))
+        baseline = (other.sum(axis=1, keepdims=True) - other) / (n_samples - 1)
+        return score_grad(values - baseline, z, logits)
+
+
+@pytest.mark.parametrize("wrong, options", [(SharedSampleSF(), {}), (FreshBaselineLOO(baseline="rloo"), {"baseline": "rloo"})])
+def test_wrongly_coupled_samples_pass_the_mean_check_and_fail_the_variance_check(wrong, options):
+    phi, t, n_samples = 1.0, 0.3, 3
+    mean, var = toy.exact_moments("score_function", phi, t, n_samples, **options)
+    g = wrong.grad(toy.loss(t), np.array([phi]), n_samples, rng=0, n_reps=N_REPS)[:, 0]
+    assert abs(g.mean() - mean) <= 4 * g.std() / np.sqrt(N_REPS)       # unbiasedness cannot tell
+    assert variance_z(g, var) > 4.0                                      # the variance can
+
+
+def test_rloo_beats_plain_reinforce_exactly():
+    for phi, t, n_samples in [(0.0, 0.45, 2), (1.0, 0.499, 4)]:
+        _, plain = toy.exact_moments("score_function", phi, t, n_samples)
+        _, rloo = toy.exact_moments("score_function", phi, t, n_samples, baseline="rloo")
+        _, arm = toy.exact_moments("arm", phi, t, n_samples)
+        _, disarm = toy.exact_moments("disarm", phi, t, n_samples)
+        assert rloo < plain and disarm <= arm
+
+
+def test_estimator_moments_covers_every_bernoulli_estimator():
+    rows = toy.estimator_moments(0.5, 0.45, n_samples=2, n_reps=2000, rng=1)
+    labels = [r["label"] for r in rows]
+    for name in estimators.names(latent="bernoulli"):
+        assert name in labels
+    assert "score_function(rloo)" in labels
+    by_label = {r["label"]: r for r in rows}
+    for label in ("score_function", "score_function(rloo)", "arm", "disarm", "rebar", "vimco"):
+        row = by_label[label]
+        assert abs(row["bias"]) <= 4 * row["std_error"] + 1e-12, label
+    assert by_label["vimco"]["target"] == toy.exact_iwae_grad(0.5, 0.45, 2)
+    assert by_label["exact"]["variance"] < 1e-30
+    assert np.isnan(by_label["concrete"]["exact_variance"])
+    assert np.isclose(by_label["arm"]["exact_variance"], toy.exact_moments("arm", 0.5, 0.45, 2)[1])
+    assert by_label["rebar"]["evals"] == 6
+
+
+def test_optimize_with_the_exact_gradient_is_gradient_descent():
+    hist = toy.optimize("exact", phi0=0.2, t=0.45, steps=5, learning_rate=2.0)
+    phi = 0.2
+    for i in range(5):
+        assert np.isclose(hist["phi"][i], phi)
+        phi -= 2.0 * toy.exact_grad(phi, 0.45)
+    assert hist["phi"].shape == hist["objective"].shape == hist["grad"].shape == (6,)
+    assert np.isnan(hist["grad"][-1])
+
+
+def test_optimize_all_runs_every_estimator_and_unbiased_ones_descend():
+    runs = toy.optimize_all(phi0=0.0, t=0.45, steps=150, learning_rate=1.0, rng=0)
+    assert set(estimators.names(latent="bernoulli")) <= set(runs)
+    for label in ("exact", "disarm", "score_function(rloo)"):
+        assert runs[label]["objective"][-1] < runs[label]["objective"][0]
+
+
+def test_bad_inputs():
+    with pytest.raises(ValueError, match="exact moments are derived for"):
+        toy.exact_moments("concrete", 0.0, 0.45, 1)
+    with pytest.raises(ValueError, match="unknown estimator"):
+        toy.exact_moments("reinforce", 0.0, 0.45, 1)
+    with pytest.raises(ValueError, match="n_samples: baseline='rloo'"):
+        toy.exact_moments("score_function", 0.0, 0.45, 1, baseline="rloo")
+    with pytest.raises(ValueError, match="phi: expected a finite"):
+        toy.exact_grad(np.nan)
+    with pytest.raises(ValueError, match="learning_rate"):
+        toy.optimize("arm", learning_rate=0.0)
+    with pytest.raises(ValueError, match="n_samples"):
+        toy.exact_moments("score_function", 0.0, 0.45, 17)
