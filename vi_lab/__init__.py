@@ -5,7 +5,7 @@ from .model import BernoulliLVM
 from .gaussian import GaussianLVM
 from . import gaussian
 from . import exact, variational, data, nn
-from . import estimators
+from . import estimators, toy
 from . import objectives, optimizers, inference
 
-__all__ = ["BernoulliLVM", "GaussianLVM", "gaussian", "exact", "variational", "data", "nn", "estimators", "objectives", "optimizers", "inference", "__version__"]
+__all__ = ["BernoulliLVM", "GaussianLVM", "gaussian", "exact", "variational", "data", "nn", "estimators", "toy", "objectives", "optimizers", "inference", "__version__"]
