@@ -231,13 +231,14 @@ def check_q_params(q_params, shape=None, name="q_params"):
     dict
         ``q_params`` itself.
     """
-    if not isinstance(q_params, dict) or set(q_params) != {"mean", "log_std"}:
-        got = sorted(q_params) if isinstance(q_params, dict) else type(q_params).__name__
+    value = getval(q_params)        # autograd wraps a differentiated dict in a DictBox
+    if not isinstance(value, dict) or set(value) != {"mean", "log_std"}:
+        got = sorted(value) if isinstance(value, dict) else type(value).__name__
         raise ValueError(f"{name}: expected a dict with keys 'mean' and 'log_std' (arrays of shape (N, K)), "
                          f"got {got}; make one with vi_lab.gaussian.init_q_params(N, K)")
     arrays = {}
     for key in ("mean", "log_std"):
-        arr = onp.asarray(getval(q_params[key]))
+        arr = onp.asarray(getval(value[key]))
         if arr.dtype == object or not onp.issubdtype(arr.dtype, onp.number):
             raise ValueError(f"{name}[{key!r}]: expected a real array, got dtype {arr.dtype}")
         if (arr.ndim != 2) if shape is not None else (arr.ndim < 1):
