@@ -294,3 +294,88 @@ def _grad_per_probability(model, params, q_logits, x):
 ])
 def test_elbo_grad_checker_names_the_mistake(wrong, phrase):
     _assert_fails(exercises.check_elbo_grad_logits(wrong), phrase)
+
+
+# ============================================================================ notebook 03
+def good_encoder_logits(q_params, x):
+    return onp.tanh(x @ q_params["W0"] + q_params["b0"]) @ q_params["W1"] + q_params["b1"]
+
+
+def test_encoder_logits_checker_passes_a_correct_solution():
+    result = exercises.check_encoder_logits(good_encoder_logits)
+    assert result.passed, repr(result)
+
+
+@pytest.mark.parametrize("wrong, phrase", [
+    (lambda p, x: (x @ p["W0"] + p["b0"]) @ p["W1"] + p["b1"], "left out the tanh"),
+    (lambda p, x: onp.tanh(x @ p["W0"]) @ p["W1"] + p["b1"], "hidden bias"),
+    (lambda p, x: sigmoid(good_encoder_logits(p, x)), "through a sigmoid"),
+    (lambda p, x: onp.tanh(x @ p["W0"] + p["b0"]) @ p["W1"].T + p["b1"], "raised ValueError"),
+    (lambda p, x: good_encoder_logits(p, x).T, "shape"),
+])
+def test_encoder_logits_checker_names_the_mistake(wrong, phrase):
+    _assert_fails(exercises.check_encoder_logits(wrong), phrase)
+
+
+def good_amortization_gap(model, params, encoder_logits, x):
+    best = vi_lab.inference.fit_local(model, params, x, init=encoder_logits)
+    return exact.elbo(model, params, best, x) - exact.elbo(model, params, encoder_logits, x)
+
+
+def test_amortization_gap_checker_passes_a_correct_solution():
+    result = exercises.check_amortization_gap(good_amortization_gap)
+    assert result.passed, repr(result)
+
+
+@pytest.mark.parametrize("wrong, phrase", [
+    (lambda m, p, q, x: exact.kl_to_posterior(m, p, q, x), "total gap"),
+    (lambda m, p, q, x: -good_amortization_gap(m, p, q, x), "sign flipped"),
+    (lambda m, p, q, x: exact.kl_to_posterior(m, p, vi_lab.inference.fit_local(m, p, x, init=q), x),
+     "approximation gap"),
+    (lambda m, p, q, x: good_amortization_gap(m, p, q, x).mean(), "shape"),
+])
+def test_amortization_gap_checker_names_the_mistake(wrong, phrase):
+    _assert_fails(exercises.check_amortization_gap(wrong), phrase)
+
+
+def good_encoder_grad(model, params, encoder, q_params, x):
+    # backpropagation by hand through psi = tanh(x W0 + b0) W1 + b1
+    h = onp.tanh(x @ q_params["W0"] + q_params["b0"])
+    psi = h @ q_params["W1"] + q_params["b1"]
+    _, g = exact.elbo_grad(model, params, psi, x)
+    g_hidden = (g @ q_params["W1"].T) * (1.0 - h ** 2)
+    return {"W1": h.T @ g, "b1": g.sum(axis=0), "W0": x.T @ g_hidden, "b0": g_hidden.sum(axis=0)}
+
+
+def _autograd_encoder_grad(model, params, encoder, q_params, x):
+    vjp, logits = autograd.make_vjp(lambda q: encoder.logits(q, x))(q_params)
+    return vjp(exact.elbo_grad(model, params, logits, x)[1])
+
+
+def test_encoder_grad_checker_passes_correct_solutions():
+    result = exercises.check_encoder_grad(good_encoder_grad)
+    assert result.passed, repr(result)
+    assert exercises.check_encoder_grad(_autograd_encoder_grad).passed
+
+
+def _no_tanh_derivative(model, params, encoder, q_params, x):
+    grad = good_encoder_grad(model, params, encoder, q_params, x)
+    h = onp.tanh(x @ q_params["W0"] + q_params["b0"])
+    _, g = exact.elbo_grad(model, params, h @ q_params["W1"] + q_params["b1"], x)
+    grad["W0"], grad["b0"] = x.T @ (g @ q_params["W1"].T), (g @ q_params["W1"].T).sum(axis=0)
+    return grad
+
+
+def _mean_over_data(model, params, encoder, q_params, x):
+    return {k: v / x.shape[0] for k, v in good_encoder_grad(model, params, encoder, q_params, x).items()}
+
+
+@pytest.mark.parametrize("wrong, phrase", [
+    (_no_tanh_derivative, "tanh derivative"),
+    (_mean_over_data, "averaged over the"),
+    (lambda m, p, e, q, x: {k: -v for k, v in good_encoder_grad(m, p, e, q, x).items()}, "sign flipped"),
+    (lambda m, p, e, q, x: {"W0": q["W0"]}, "keys"),
+    (lambda m, p, e, q, x: {k: v.T for k, v in good_encoder_grad(m, p, e, q, x).items()}, "shape"),
+])
+def test_encoder_grad_checker_names_the_mistake(wrong, phrase):
+    _assert_fails(exercises.check_encoder_grad(wrong), phrase)
