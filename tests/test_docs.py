@@ -106,3 +106,17 @@ def test_getting_started_code_runs():
     assert blocks, "getting_started.md shows no Python"
     for block in blocks:
         exec(compile(block, "getting_started.md", "exec"), {"__name__": "getting_started"})
+
+
+def test_math_guide_covers_every_registered_estimator():
+    """A newly registered estimator must get its derivation and summary-table row."""
+    import vi_lab
+
+    text = (DOCS / "math_guide.md").read_text(encoding="utf-8")
+    table = text[text.index("### Summary"):]
+    names = vi_lab.estimators.names()
+    assert {"score_function", "arm", "disarm"} <= set(names)
+    missing = [n for n in names if f"| `{n}`" not in table]
+    assert not missing, f"estimators missing from the math guide's summary table: {missing}"
+    no_section = [n for n in names if f'get("{n}"' not in text and n != "exact"]
+    assert not no_section, f"estimators whose section does not show get(...): {no_section}"
