@@ -83,6 +83,10 @@ nitpick_ignore_regex = [
     ("py:class", r"(?!vi_lab\.).*"),
     ("py:obj", r"(?!vi_lab\.).*"),
 ]
+# Words in type descriptions are looked up loosely, so "(name, options)" matches every class's
+# ``options`` attribute and Sphinx warns that the target is ambiguous. The guides use fully
+# qualified names, which are never ambiguous, so this one warning type is silenced.
+suppress_warnings = ["ref.python"]
 
 # -- HTML ----------------------------------------------------------------------------------
 html_theme = "alabaster"
