@@ -15,7 +15,7 @@ multiplied). Weights are handled as logarithms because for large n they underflo
 smallest of 300 nodes is 1.6e-248, and a product of two such weights is below float64's range).
 
 Measured accuracy (default ``n_nodes``: 100 for K = 1, 64 for K = 2)
--------------------------------------------------------------------
+--------------------------------------------------------------------
 Largest error against a finer rule (300 nodes for K = 1, 160 x 160 for K = 2), over 3 random
 GaussianLVM(K, L = 8, hidden=(16,)) models per row, 20 datapoints sampled from each, q means
 uniform in [-2, 2] and sigma uniform in [0.1, sigma_max]. "ELBO" and "log p(x)" are absolute
