@@ -2,9 +2,14 @@
 
 The Bernoulli model has enumeration; the Gaussian model :class:`vi_lab.GaussianLVM` has
 integrals over R^K instead. For K <= 2 a tensor-product Gauss-Hermite rule computes them to
-near machine precision at modest cost, which makes it the reference the Gaussian estimators
-(``reparam``, ``gaussian_score_function``) are measured against, as enumeration is for the
-Bernoulli ones. These functions are re-exported by :mod:`vi_lab.exact`.
+about 1e-6 for smooth decoders (the measured table below says when it does not), which makes it
+the reference the Gaussian estimators (``reparam``, ``gaussian_score_function``) are measured
+against, as enumeration is for the Bernoulli ones. These functions are re-exported by
+:mod:`vi_lab.exact`.
+
+Cost: n**K decoder evaluations per datapoint. Measured single-threaded for N = 100, L = 64,
+hidden=(64,), K = 2, default nodes: log p(x) 0.06 s, ELBO 0.7 s, ELBO gradient 9 s (autograd's
+elementwise backward pass over N x 4096 x L arrays dominates).
 
 Rule
 ----
