@@ -4,7 +4,8 @@ import pytest
 
 from vi_lab import BernoulliLVM, estimators, exact
 
-BERNOULLI = ["exact", "score_function", "nvil", "concrete", "straight_through", "arm", "disarm", "rebar", "vimco"]
+BERNOULLI = ["exact", "score_function", "nvil", "concrete", "straight_through", "arm", "disarm", "rebar", "vimco",
+             "relax"]
 
 
 @pytest.fixture(scope="module")
@@ -16,11 +17,12 @@ def small():
     return model, params, q_logits, x
 
 
-def test_names_lists_every_bernoulli_estimator():
-    assert estimators.names(latent="bernoulli") == [n for n in BERNOULLI + ["relax"]
-                                                   if n in estimators.names(latent="bernoulli")]
-    for name in BERNOULLI:
-        assert name in estimators.names(latent="bernoulli")
+def test_names_lists_every_bernoulli_estimator_in_registry_order():
+    listed = estimators.names(latent="bernoulli")
+    assert listed == BERNOULLI
+    assert set(listed) <= set(estimators.names())
+    rows = estimators.describe(latent="bernoulli")
+    assert [r["name"] for r in rows] == listed
 
 
 def test_gaussian_names_only_listed_when_importable():
@@ -49,7 +51,7 @@ def test_documented_bias_flags():
     unbiased = {n: estimators.get(n).unbiased for n in BERNOULLI}
     assert unbiased == {"exact": True, "score_function": True, "nvil": False, "concrete": False,
                         "straight_through": False, "arm": True, "disarm": True, "rebar": True,
-                        "vimco": True}
+                        "vimco": True, "relax": True}
     assert not estimators.get("score_function", baseline="mean").unbiased
     assert estimators.get("nvil", normalize=False).unbiased
     assert estimators.get("score_function", baseline="rloo").min_samples == 2
@@ -78,6 +80,9 @@ def test_unknown_name_suggests_a_fix():
     ("nvil", {"alpha": 1.5}, r"alpha: expected a decay in \[0, 1\)"),
     ("nvil", {"hidden": 0}, "hidden"),
     ("nvil", {"learning_rate": -1.0}, "learning_rate: expected a positive"),
+    ("relax", {"tau": -0.5}, "tau: expected a temperature > 0"),
+    ("relax", {"eta": "one"}, "eta: expected a finite"),
+    ("relax", {"learn": 1}, "learn: expected True or False"),
 ])
 def test_bad_options_raise(name, options, pattern):
     with pytest.raises(ValueError, match=pattern):

@@ -121,6 +121,19 @@ def test_nvil_without_normalization_unbiased_with_a_trained_baseline(case):
     assert g_nvil.var(axis=0).sum() < 0.5 * g_sf.var(axis=0).sum()
 
 
+@pytest.mark.parametrize("case", MODELS[1:])
+def test_relax_unbiased_after_training_its_control(case):
+    problem = make_problem(*case)
+    model, params, q_logits, x = problem
+    est = estimators.get("relax")
+    for step in range(20):
+        est(model, params, q_logits, x, 2, rng=200 + step)
+    assert est.state["steps"] == 20
+    est.learn = False
+    z_logits, z_params = elbo_z_scores(est, problem, 2, 3000, 150)
+    assert z_logits < 4.0 and z_params < 4.0
+
+
 def exact_iwae_grad(model, params, q_logits, x, k):
     """Gradient of sum_n E[log (1/k) sum_s p(x_n, z_s) / q(z_s|x_n)] by enumerating all k-tuples."""
     states = exact.all_states(model.n_latent)
@@ -211,7 +224,7 @@ def test_exact_estimator_matches_enumeration_at_both_levels():
 
 
 GENERIC = [("score_function", {}), ("score_function", {"baseline": "rloo"}), ("arm", {}), ("disarm", {}),
-           ("rebar", {}), ("rebar", {"tau": 0.2, "eta": 2.0})]
+           ("rebar", {}), ("rebar", {"tau": 0.2, "eta": 2.0}), ("relax", {"learn": False})]
 
 
 @pytest.mark.parametrize("name, options", GENERIC)

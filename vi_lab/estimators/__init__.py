@@ -7,42 +7,47 @@ Generic level
     [sum f(z)] for ``logits`` of shape (*batch, K) and ``f`` mapping z of shape (S, *batch, K)
     to values of shape (S, *batch). Output position b of f may depend only on the latents
     z[:, b, :] of the same batch position (each position is a separate expectation, which is
-    what makes per-datapoint learning signals valid). Relaxed estimators (concrete,
-    straight_through, rebar) call f on relaxed z in [0, 1] and differentiate it with autograd;
-    the others call f on 0/1 values only. VIMCO's generic level targets the multi-sample
-    objective E[log (1/S) sum_s exp f(z_s)] instead (its attribute ``objective`` is "iwae").
+    what makes per-datapoint learning signals valid). The relaxed estimators (concrete,
+    straight_through, rebar, relax) call f on relaxed z in [0, 1] and differentiate it with
+    autograd (relax twice, to train its control); the others call f on 0/1 values only.
+    VIMCO's generic level targets the multi-sample objective E[log (1/S) sum_s exp f(z_s)]
+    instead (its attribute ``objective`` is "iwae").
 
 ELBO level
     ``g_params, g_logits = est(model, params, q_logits, x, n_samples, rng)`` estimates the
     gradient of sum_n ELBO_n with respect to the model parameters (a dict like ``params``)
     and the mean-field logits q_logits (N, K): the structure of
     :func:`vi_lab.exact.elbo_grad`. VIMCO's call estimates the gradient of the IWAE bound with
-    k = n_samples instead.
+    k = n_samples instead. Inside the learning signal log p(x, z) - log q(z|x) the logits of q
+    are constants: the explicit derivative of -log q(z|x) has expectation zero.
 
 Samples and cost
     ``n_samples`` counts independent draws of the estimator's randomness. One draw costs
     ``est.evals_per_sample`` decoder (or f) evaluations: 1 for REINFORCE, NVIL, VIMCO,
-    concrete and straight-through, 2 for ARM and DisARM (an antithetic pair), 3 for REBAR;
-    for ``exact`` it is 2**K (``est.cost(model)``), whatever n_samples is. Compare estimators
-    at equal cost with n_samples = budget // est.cost(model).
+    concrete and straight-through, 2 for ARM and DisARM (an antithetic pair), 3 for REBAR and
+    RELAX; for ``exact`` it is 2**K (``est.cost(model)``) whatever n_samples is. Compare
+    estimators at equal cost with n_samples = budget // est.cost(model).
 
 Many independent estimates at once: ``n_reps``
     Both levels accept ``n_reps=R`` and then return R independent estimates stacked on a new
     leading axis: ``grad`` returns (R, *batch, K); the ELBO level returns g_logits of shape
     (R, N, K) and g_params with leaves of shape (R, *shape). Estimate r uses its own
-    ``n_samples`` draws; the R * n_samples draws are made in one vectorized pass (the
-    sample axis and the replicate axis are folded together when f is called), and per-replicate
-    gradients come from one reverse pass with respect to R stacked copies of the logits.
-    Exception, documented because the math does not allow one pass: autograd returns the
-    gradient of one scalar per reverse pass, so the model-parameter gradient g_params takes one
-    reverse pass per replicate; pass ``params_grad=False`` (g_params is then None) for a single
-    vectorized pass when only the logits gradient is needed. Stateful estimators (nvil) use
-    the same state for all R replicates and update it once per call.
+    ``n_samples`` draws. The R * n_samples draws are made in one vectorized pass (the
+    replicate and sample axes are folded together when f is called), and the R logits
+    gradients come from one reverse pass with respect to R stacked copies of the logits (the
+    gradient with respect to copy r is estimate r). One exception: the model parameters are
+    shared by all replicates and autograd returns the gradient of one scalar per reverse pass,
+    so g_params takes one reverse pass per replicate (a loop over replicates, each one
+    vectorized over samples and datapoints). Pass ``params_grad=False`` (g_params is then
+    None) to keep the whole call to one pass when only the logits gradient is needed, as in
+    variance experiments. Stateful estimators (nvil, relax) use the same state for all R
+    replicates and update it once per call; set ``est.learn = False`` to freeze them.
 
 Registered names
-    exact, score_function, nvil, concrete, straight_through, arm, disarm, rebar, vimco
+    exact, score_function, nvil, concrete, straight_through, arm, disarm, rebar, vimco, relax
     (Bernoulli latents) and, once :mod:`vi_lab.estimators.gaussian` is importable, reparam
-    and gaussian_score_function (Gaussian latents). ``names()`` lists those importable now.
+    and gaussian_score_function (Gaussian latents, with q_params in place of q_logits; see
+    that module). ``names()`` lists those importable now; ``describe()`` tabulates them.
 
 Examples
 --------

@@ -4,6 +4,7 @@ import autograd.numpy as np
 import numpy as onp
 from autograd.extend import defvjp, primitive
 
+from .._validation import check_rng
 from ..nn import sigmoid
 from ..variational import kl_to_prior
 from .base import Estimator, logistic_noise, stack_trees, tile_reps, uniform_open
@@ -62,7 +63,6 @@ class _Relaxed(Estimator):
         Same parameters and returns as :meth:`vi_lab.estimators.base.Estimator.__call__`.
         """
         x, q_logits, n_samples, reps = self._check_elbo_inputs(model, params, q_logits, x, n_samples, n_reps)
-        from .._validation import check_rng
         noise = logistic_noise(uniform_open(check_rng(rng), (reps, n_samples) + q_logits.shape))
 
         def surrogate(params, tiled, noise):
