@@ -5,7 +5,6 @@ with the highest ELBO, so that log p(x) - ELBO* is the gap that no better optimi
 estimator can close, only a richer family.
 """
 import numpy as onp
-import scipy.optimize
 
 from .. import exact, objectives
 from .._validation import check_binary, check_rng, check_positive_int, check_finite_tree, check_logits
@@ -16,15 +15,25 @@ from .fit import resolve_estimator, get_method
 
 __all__ = ["fit_local"]
 
-#: Bound on (rows x states) entries of the log-joint table held per block of datapoints.
+#: Bound on the (restarts x rows x states) entries held per block of datapoints.
 _TABLE_ENTRIES = 2 ** 20
 
 
-def _log_joint_table(model, params, x):
-    """log p(x_n, z_m) for all 2**K states: (n, 2**K), computed in bounded state chunks."""
-    blocks = [onp.asarray(exact._log_joint_block(model, params, x, states))
-              for _, states in exact._state_chunks(model, x.shape[0])]
-    return onp.concatenate(blocks, axis=1)
+def _log_joint_table(model, params, x, states):
+    """log p(x_n, z_m) for all states: x (n, L), states (M, K) -> (n, M).
+
+    The decoder runs on bounded chunks of states; log p(x|z) = x . a(z) - sum_l softplus(a_l(z))
+    makes the n x M x L work one matrix product per chunk.
+    """
+    table = onp.empty((x.shape[0], states.shape[0]))
+    width = max((model.n_obs,) + tuple(getattr(model, "hidden", ())))
+    chunk = max(1, _TABLE_ENTRIES // width)
+    for start in range(0, states.shape[0], chunk):
+        z = states[start:start + chunk]
+        a = onp.asarray(model.decoder_logits(params, z))                           # (c, L)
+        per_state = onp.asarray(model.log_prior(params, z)) - onp.sum(softplus(a), axis=-1)
+        table[:, start:start + z.shape[0]] = x @ a.T + per_state
+    return table
 
 
 def _elbo_and_grad(psi, table, states):
@@ -41,37 +50,53 @@ def _elbo_and_grad(psi, table, states):
     return expected + onp.asarray(entropy(psi)), grad
 
 
-def _inits(model, params, x, init, n_restarts, rng):
-    """Restart 0: ``init``, else the logits of the exact posterior marginals if K is enumerable,
-    else zeros; the other restarts random."""
+def _cavi(psi, table, states, tol, max_sweeps, bar):
+    """Coordinate-ascent VI on every row at once until every |dELBO/dpsi| < tol.
+
+    psi (R, n, K) starting logits, table (n, M) log-joint -> psi, elbo (R, n), grad (R, n, K), sweeps.
+    Each coordinate update is the exact maximizer of the ELBO in psi_k with the others fixed,
+    psi_k = E_{q_-k}[log p(x, z_k = 1, z_-k) - log p(x, z_k = 0, z_-k)], so the ELBO never
+    decreases; rows (datapoints, restarts) are independent problems updated in parallel.
+    """
+    psi = onp.array(psi, dtype=float)
+    sign = 2.0 * states - 1.0                                                     # (M, K)
+    elbo, grad = _elbo_and_grad(psi, table, states)
+    sweeps = 0
+    while sweeps < max_sweeps and onp.abs(grad).max() >= tol:
+        for k in range(states.shape[1]):
+            log_q = psi @ states.T - onp.sum(softplus(psi), axis=-1)[..., None]   # (R, n, M)
+            log_q_k = states[:, k] * psi[..., k:k + 1] - softplus(psi[..., k:k + 1])
+            # q_-k(z_-k) weights; every z_-k appears once with z_k = 1 and once with z_k = 0
+            psi[..., k] = onp.sum(onp.exp(log_q - log_q_k) * table * sign[:, k], axis=-1)
+        elbo, grad = _elbo_and_grad(psi, table, states)
+        sweeps += 1
+        bar.update(1)
+    return psi, elbo, grad, sweeps
+
+
+def _inits(model, params, x, init, n_restarts, rng, table=None, states=None):
+    """Starting logits (R, n, K).
+
+    Restart 0: ``init``; else the logits of the exact posterior marginals (K enumerable) or
+    zeros. Restarts 1, 2, ...: when ``table`` is given, a soft q (logits +-3) at each of the
+    most probable posterior states of the datapoint, so that every major posterior mode gets
+    a chance (the mean-field optimum locks onto one mode); beyond those, logits ~ N(0, 2^2).
+    """
     n, k = x.shape[0], model.n_latent
-    if init is None and model.n_latent > exact.MAX_LATENT:
+    if init is not None:
+        first = onp.asarray(init, dtype=float)
+    elif model.n_latent > exact.MAX_LATENT:
         first = onp.zeros((n, k))
-    elif init is None:
+    else:
         marg = onp.clip(exact.posterior_marginals(model, params, x), 1e-4, 1.0 - 1e-4)
         first = onp.log(marg) - onp.log1p(-marg)
-    else:
-        first = onp.array(check_logits(init, (n, k), "init"), dtype=float)
-        if not onp.isfinite(first).all():
-            raise ValueError("init: contains +-inf; expected finite logits")
-    rest = 2.0 * rng.standard_normal((n_restarts - 1, n, k))
-    return onp.concatenate([first[None], rest])
-
-
-def _lbfgs_block(psi0, table, states, tol, max_iter, bar):
-    shape = psi0.shape
-
-    def value_and_grad(flat):
-        elbo, grad = _elbo_and_grad(flat.reshape(shape), table, states)
-        return -float(elbo.sum()), -grad.ravel()
-
-    res = scipy.optimize.minimize(
-        value_and_grad, psi0.ravel(), jac=True, method="L-BFGS-B",
-        callback=lambda *_: bar.update(1),
-        options={"maxiter": max_iter, "gtol": tol, "ftol": 1e-16, "maxcor": 20})
-    psi = res.x.reshape(shape)
-    elbo, grad = _elbo_and_grad(psi, table, states)
-    return psi, elbo, grad, int(res.nit)
+    out = [first[None]]
+    n_modes = 0 if table is None else min(n_restarts - 1, table.shape[1])
+    if n_modes:
+        top = onp.argsort(-table, axis=1, kind="stable")[:, :n_modes]              # (n, n_modes)
+        out.append(3.0 * (2.0 * states[top.T] - 1.0))
+    out.append(2.0 * rng.standard_normal((n_restarts - 1 - n_modes, n, k)))
+    return onp.concatenate(out)
 
 
 def fit_local(model, params, x, estimator=None, n_samples=1, steps=None, learning_rate=0.1,
@@ -85,31 +110,36 @@ def fit_local(model, params, x, estimator=None, n_samples=1, steps=None, learnin
         The fixed model parameters.
     x : ndarray of shape (N, L), values in {0., 1.}
     estimator : str or estimator object, optional
-        ``None`` (default): the exact ELBO and its exact gradient by enumeration, maximized
-        with L-BFGS to the tolerance ``tol`` (needs K <= ``exact.MAX_LATENT``). Otherwise a
-        name or object from :mod:`vi_lab.estimators`, used with Adam for ``steps`` steps.
+        ``None`` (default): exact coordinate-ascent VI (CAVI) with the expectations summed
+        over all 2**K states, run until converged (needs K <= ``exact.MAX_LATENT``).
+        Otherwise a name or object from :mod:`vi_lab.estimators`, used with Adam for ``steps``
+        steps on the Monte Carlo gradient.
     n_samples : int, default 1
         Draws per step for an estimator (unused by the exact default).
     steps : int, optional
-        Maximum L-BFGS iterations (default 10000) or Adam steps (default 1000).
+        Maximum CAVI sweeps (default 10000) or Adam steps (default 1000).
     learning_rate : float or callable, default 0.1
         Adam step size (estimator path only).
     n_restarts : int, default 5
-        Starting points per datapoint. Restart 0 starts at ``init``, or, by default, at the
-        logits of the exact posterior marginals p(z_k = 1 | x); the others at logits ~ N(0, 2^2).
-        The best restart is kept per datapoint (the mean-field ELBO is not concave).
+        Starting points per datapoint; the best is kept per datapoint, because the
+        mean-field ELBO is not concave and has one local optimum per posterior mode it can
+        lock onto. Exact path: restart 0 starts at ``init`` or, by default, at the logits of
+        the exact posterior marginals p(z_k = 1 | x); restarts 1.. start near the most probable
+        posterior states; any further ones at random logits ~ N(0, 2^2).
     init : ndarray of shape (N, K), optional
         Logits to start restart 0 from.
     tol : float, default 1e-9
-        L-BFGS stops when every component of the ELBO gradient is below ``tol`` in size.
+        Exact path: stop when every component of every datapoint's ELBO gradient is below
+        ``tol`` in size.
     rng : int or numpy.random.Generator, default 0
     progress : bool, default False
         Show a tqdm progress bar.
     return_info : bool, default False
-        Also return a dict with ``elbo`` (N,), exact ELBO at the returned logits (estimator
-        path: exact if enumerable, else a 1000-sample estimate), ``grad_norm`` (N,), exact
-        per-datapoint gradient norm (exact path only), ``restart`` (N,), index of the winning
-        restart, and ``n_iter``, total optimizer iterations.
+        Also return a dict: ``elbo`` (N,) exact ELBO at the returned logits (estimator path
+        with K > MAX_LATENT: a 1000-sample estimate), ``grad_norm`` (N,) exact gradient norm per
+        datapoint (exact path; None otherwise), ``restart`` (N,) index of the winning restart,
+        ``n_iter`` CAVI sweeps or Adam steps run, ``converged`` (exact path) whether ``tol``
+        was reached.
 
     Returns
     -------
@@ -118,11 +148,12 @@ def fit_local(model, params, x, estimator=None, n_samples=1, steps=None, learnin
 
     Notes
     -----
-    psi_n* = argmax_psi ELBO(psi, x_n), ELBO = sum_z q_psi(z) log p(x_n, z) + H(q_psi)
-    (Jordan et al., 1999). With the model fixed, the table log p(x_n, z_m) is computed once;
-    then the ELBO and its gradient, sum_m q_m log p(x_n, z_m)(z_m - sigmoid(psi)) -
-    sigmoid'(psi) psi, are matrix products with no decoder evaluations. The data are cut into
-    blocks of datapoints (each block an independent problem) so memory stays bounded.
+    psi_n* = argmax_psi ELBO(psi, x_n), ELBO = sum_z q_psi(z) log p(x_n, z) + H(q_psi), by
+    coordinate ascent (Jordan et al., 1999; Blei, Kucukelbir & McAuliffe, 2017, sec. 2.4):
+    psi_k <- E_{q_-k}[log p(x, z_k = 1, z_-k) - log p(x, z_k = 0, z_-k)]. With the model fixed,
+    the table log p(x_n, z_m) is computed once per block of datapoints; the sweeps are matrix
+    products over that table, for all datapoints and restarts at once, with no decoder
+    evaluations.
     """
     x = check_binary(x, model.n_obs, "x")
     check_finite_tree(params)
@@ -132,34 +163,39 @@ def fit_local(model, params, x, estimator=None, n_samples=1, steps=None, learnin
         steps = check_positive_int(steps, "steps")
     if not tol > 0:
         raise ValueError(f"tol: expected a positive gradient tolerance, got {tol!r}")
+    n, k = x.shape[0], model.n_latent
+    if init is not None:
+        check_logits(init, (n, k), "init")
+        if not onp.isfinite(onp.asarray(init, dtype=float)).all():
+            raise ValueError("init: contains +-inf; expected finite logits (e.g. +-30 for a near-deterministic q)")
     rng = check_rng(rng)
     from tqdm import tqdm
 
     if estimator is None:
-        exact.check_enumerable(model.n_latent, x.shape[0], model.n_obs)
-        psi0 = _inits(model, params, x, init, n_restarts, rng)
-        states = exact.all_states(model.n_latent)
+        exact.check_enumerable(k, n, model.n_obs)
+        states = exact.all_states(k)
         block = max(1, _TABLE_ENTRIES // (n_restarts * states.shape[0]))
-        psi, elbo, grad = onp.empty_like(psi0), onp.empty(psi0.shape[:2]), onp.empty_like(psi0)
-        n_iter = 0
-        with tqdm(desc="fit_local (L-BFGS)", unit="iter", disable=not progress, leave=False) as bar:
-            for start in range(0, x.shape[0], block):
+        psi, elbo, grad = onp.empty((n_restarts, n, k)), onp.empty((n_restarts, n)), onp.empty((n_restarts, n, k))
+        sweeps = 0
+        with tqdm(desc="fit_local (CAVI)", unit="sweep", disable=not progress, leave=False) as bar:
+            for start in range(0, n, block):
                 rows = slice(start, start + block)
-                table = _log_joint_table(model, params, x[rows])
-                out = _lbfgs_block(psi0[:, rows], table, states, tol, steps or 10000, bar)
-                psi[:, rows], elbo[:, rows], grad[:, rows] = out[:3]
-                n_iter += out[3]
+                table = _log_joint_table(model, params, x[rows], states)
+                psi0 = _inits(model, params, x[rows], None if init is None else init[rows],
+                              n_restarts, rng, table, states)
+                psi[:, rows], elbo[:, rows], grad[:, rows], done = _cavi(psi0, table, states, tol,
+                                                                         steps or 10000, bar)
+                sweeps = max(sweeps, done)
         best = onp.argmax(elbo, axis=0)
-        cols = onp.arange(x.shape[0])
-        logits = psi[best, cols]
-        info = {"elbo": elbo[best, cols], "grad_norm": onp.linalg.norm(grad[best, cols], axis=-1),
-                "restart": best, "n_iter": n_iter}
-        return (logits, info) if return_info else logits
+        cols = onp.arange(n)
+        grad_best = grad[best, cols]
+        info = {"elbo": elbo[best, cols], "grad_norm": onp.linalg.norm(grad_best, axis=-1), "restart": best,
+                "n_iter": sweeps, "converged": bool(onp.abs(grad).max() < tol)}
+        return (psi[best, cols], info) if return_info else psi[best, cols]
 
     est = resolve_estimator(get_method("per_datapoint"), estimator, n_samples)
-    enumerable = model.n_latent <= exact.MAX_LATENT
+    enumerable = k <= exact.MAX_LATENT
     psi0 = _inits(model, params, x, init, n_restarts, rng)
-    n, k = x.shape[0], model.n_latent
     x_all = onp.tile(x, (n_restarts, 1))
     q = {"logits": psi0.reshape(n_restarts * n, k)}
     opt = Adam(learning_rate)
@@ -174,6 +210,6 @@ def fit_local(model, params, x, estimator=None, n_samples=1, steps=None, learnin
         elbo = onp.asarray(objectives.elbo(model, params, q["logits"], x_all, 1000, rng)).reshape(n_restarts, n)
     best = onp.argmax(elbo, axis=0)
     cols = onp.arange(n)
-    logits = psi[best, cols]
-    info = {"elbo": elbo[best, cols], "grad_norm": None, "restart": best, "n_iter": steps or 1000}
-    return (logits, info) if return_info else logits
+    info = {"elbo": elbo[best, cols], "grad_norm": None, "restart": best, "n_iter": steps or 1000,
+            "converged": None}
+    return (psi[best, cols], info) if return_info else psi[best, cols]
