@@ -26,7 +26,10 @@ demo: $(VENV)/.installed
 	$(BIN)/vi-lab exact
 
 ## test: install with the dev extras and run every test, notebooks included
+# One BLAS thread per worker: two workers on two cores, each with its own thread pool,
+# otherwise oversubscribe the machine and matmuls slow down by an order of magnitude.
 test: $(VENV)/.installed-dev
+	OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 \
 	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) --nbmake tests notebooks
 
 ## docs: build the Sphinx site, warnings as errors

@@ -91,3 +91,27 @@ def test_bad_rng_is_rejected(small_model, rng):
     model, params = small_model
     with pytest.raises(ValueError, match="rng"):
         model.sample(params, 3, rng=rng)
+
+
+def test_stable_tanh_gradient_for_huge_preactivations():
+    import autograd
+    from vi_lab.nn import tanh
+    grad = autograd.elementwise_grad(tanh)(onp.array([-1e4, -400.0, 0.0, 0.3, 400.0]))
+    onp.testing.assert_allclose(grad, [0.0, 0.0, 1.0, 1 - onp.tanh(0.3) ** 2, 0.0], rtol=1e-14)
+
+
+def test_traced_and_untraced_decoder_agree_on_three_dimensional_input(small_model):
+    import autograd
+    model, params = small_model
+    z = (onp.random.default_rng(0).random((4, 2, 3)) < 0.5).astype(float)
+    plain = model.decoder_logits(params, z)
+    assert plain.shape == (4, 2, 5)
+    traced = {}
+    autograd.grad(lambda p: (traced.setdefault("a", model.decoder_logits(p, z)) ** 2).sum())(params)
+    onp.testing.assert_allclose(autograd.tracer.getval(traced["a"]), plain, rtol=1e-13)
+
+
+def test_exact_routines_reject_a_gaussian_model():
+    gauss = vi_lab.GaussianLVM(n_latent=2, n_obs=3, hidden=())
+    with pytest.raises(ValueError, match="bernoulli latents"):
+        vi_lab.exact.log_marginal(gauss, gauss.init_params(0), onp.zeros((1, 3)))

@@ -9,7 +9,7 @@ import numbers
 import numpy as onp
 from autograd.tracer import getval
 
-__all__ = ["check_rng", "check_binary", "check_logits", "check_finite_tree", "check_positive_int"]
+__all__ = ["check_rng", "check_binary", "check_logits", "check_finite_tree", "check_positive_int", "check_model"]
 
 
 def check_rng(rng):
@@ -114,3 +114,22 @@ def check_finite_tree(params, name="params"):
                 raise ValueError(f"{path}: contains NaN; the model parameters must be finite")
     walk(params, name)
     return params
+
+
+def check_model(model, latent="bernoulli", name="model"):
+    """Raise unless ``model`` has the latent type a routine needs.
+
+    Parameters
+    ----------
+    model : object
+        A model such as :class:`vi_lab.BernoulliLVM` (``latent = "bernoulli"``) or
+        :class:`vi_lab.GaussianLVM` (``latent = "gaussian"``).
+    latent : {"bernoulli", "gaussian"}
+    """
+    got = getattr(model, "latent", None)
+    if got != latent or getattr(model, "n_latent", None) is None:
+        kind = "BernoulliLVM" if latent == "bernoulli" else "GaussianLVM"
+        raise ValueError(
+            f"{name}: expected a model with {latent} latents (a {kind}), got {type(model).__name__}"
+            + (f" with {got} latents" if got else ""))
+    return model

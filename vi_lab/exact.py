@@ -19,7 +19,7 @@ import autograd.numpy as np
 import numpy as onp
 
 from ._tree import tree_add, tree_zeros_like
-from ._validation import check_binary, check_logits, check_finite_tree, check_positive_int
+from ._validation import check_binary, check_logits, check_finite_tree, check_model, check_positive_int
 from .nn import sigmoid, softplus, softplus_row_sums
 from .variational import kl_to_prior
 
@@ -101,6 +101,7 @@ def _row_blocks(n_rows):
 
 
 def _check(model, params, x, q_logits=None):
+    check_model(model, "bernoulli")
     check_enumerable(model.n_latent, n_obs=model.n_obs)
     x = check_binary(x, model.n_obs, "x")
     check_finite_tree(params)

@@ -70,6 +70,9 @@ class BernoulliLVM:
     (5,)
     """
 
+    #: The latent type, checked by routines that only make sense for binary latents (enumeration).
+    latent = "bernoulli"
+
     def __init__(self, n_latent, n_obs, hidden=(64,), activation="tanh"):
         self.n_latent = check_positive_int(n_latent, "n_latent")
         self.n_obs = check_positive_int(n_obs, "n_obs")

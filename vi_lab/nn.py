@@ -7,6 +7,7 @@ and by the amortized encoder. Parameters are a dict ``{"W0": (d0, d1), "b0": (d1
 """
 import autograd.numpy as np
 import numpy as onp
+from autograd.extend import defvjp, primitive
 from autograd.scipy.special import expit
 
 from ._validation import check_rng
@@ -34,7 +35,19 @@ def sigmoid(a):
     return expit(a)
 
 
-ACTIVATIONS = {"tanh": np.tanh, "relu": lambda h: np.maximum(h, 0.0), "softplus": softplus}
+@primitive
+def tanh(h):
+    """tanh with derivative 1 - tanh(h)**2.
+
+    autograd's own rule divides by cosh(h)**2, which overflows (with a RuntimeWarning) for
+    |h| > 355 although the true derivative there is simply 0.
+    """
+    return onp.tanh(h)
+
+
+defvjp(tanh, lambda ans, h: lambda g: g * (1.0 - ans ** 2))
+
+ACTIVATIONS = {"tanh": tanh, "relu": lambda h: np.maximum(h, 0.0), "softplus": softplus}
 
 
 def init_mlp(sizes, rng, scale=1.0):
@@ -83,12 +96,14 @@ def mlp(params, inputs, activation="tanh"):
     if _is_plain(inputs) and all(_is_plain(v) for v in params.values()):
         return _mlp_untraced(params, onp.asarray(inputs, dtype=float), activation, n_layers)
     act = ACTIVATIONS[activation]
-    h = inputs
+    # Work on a 2-D view: autograd's gradient of dot on >2-D arrays takes a much slower path.
+    lead = np.shape(inputs)[:-1]
+    h = np.reshape(inputs, (-1, np.shape(inputs)[-1]))
     for i in range(n_layers):
         h = np.dot(h, params[f"W{i}"]) + params[f"b{i}"]
         if i < n_layers - 1:
             h = act(h)
-    return h
+    return np.reshape(h, tuple(lead) + (np.shape(h)[-1],))
 
 
 def _is_plain(value):
