@@ -1,0 +1,212 @@
+"""How tight are the bounds? log p(x), the ELBO of several q's, their gaps, and IWAE against k.
+
+For a fixed model every quantity below is exact (enumeration) except the IWAE bounds, which
+are Monte Carlo averages with standard errors:
+
+- log p(x);
+- ELBO of the amortized q (the trained encoder);
+- ELBO of the best mean-field q found per datapoint (:func:`vi_lab.inference.fit_local`);
+- ELBO of a wake-sleep encoder: an encoder trained by the sleep phase alone on the same,
+  fixed model (Hinton et al. 1995), so it is compared on equal terms;
+- IWAE bounds of the amortized q for k = 1, 10, 100, 1000 (Burda et al. 2016).
+
+The approximation gap log p(x) - ELBO(best mean-field q) is the price of the mean-field
+family; the amortization gap ELBO(best mean-field q) - ELBO(amortized q) is the price of one
+shared encoder (Cremer, Li & Duvenaud 2018). They add up to log p(x) - ELBO(amortized q).
+"""
+import numpy as onp
+
+from .. import exact, objectives
+from .._validation import check_binary, check_positive_int
+from .specs import as_seed, spec_rng
+from .table import Table
+
+__all__ = ["tightness", "tightness_summary", "iwae_curve", "sleep_encoder", "DEFAULT_KS"]
+
+DEFAULT_KS = (1, 10, 100, 1000)
+
+
+def sleep_encoder(model, params, steps=2000, n_sleep=100, learning_rate=0.01, hidden=(64,), rng=0,
+                  progress=False):
+    """Train an encoder by the sleep phase of wake-sleep alone, for a fixed model.
+
+    Parameters
+    ----------
+    model : BernoulliLVM
+    params : dict
+        The fixed model.
+    steps : int, default 2000
+    n_sleep : int, default 100
+        Dreamed pairs (z, x) ~ p_theta per step.
+    learning_rate : float, default 0.01
+        Adam step size.
+    hidden : tuple of int, default (64,)
+        Encoder hidden widths.
+    rng : int or numpy.random.Generator
+    progress : bool
+
+    Returns
+    -------
+    family : Encoder
+    q_params : dict
+
+    Notes
+    -----
+    Each step ascends (1/n) sum_i d/dphi log q_phi(z_i | x_i) at (z_i, x_i) ~ p_theta
+    (:func:`vi_lab.inference.sleep_gradient`), which minimizes E_{p_theta(x)} KL(p(z|x) || q(z|x)),
+    the reverse of the KL the ELBO minimizes.
+    """
+    from tqdm.auto import tqdm
+    from ..inference import sleep_gradient
+    from ..optimizers import Adam
+    from ..variational import Encoder
+    from .._validation import check_rng
+
+    rng = check_rng(rng)
+    family = Encoder(model.n_obs, model.n_latent, hidden=hidden)
+    q_params = family.init_params(rng)
+    opt = Adam(learning_rate)
+    state = opt.init(q_params)
+    for _ in tqdm(range(check_positive_int(steps, "steps")), desc="sleep encoder", disable=not progress,
+                  leave=False):
+        g = sleep_gradient(model, params, family, q_params, n_sleep, rng)
+        q_params, state = opt.update(q_params, g, state)
+    return family, q_params
+
+
+def tightness(model, params, x, q_logits, ws_logits=None, ks=DEFAULT_KS, iwae_reps=4, split=None, rng=0,
+              local_restarts=5, progress=False):
+    """Per-datapoint exact log p(x), ELBOs of several q's, their gaps, and IWAE bounds.
+
+    Parameters
+    ----------
+    model : BernoulliLVM
+    params : dict
+    x : ndarray of shape (N, L), values in {0., 1.}
+    q_logits : ndarray of shape (N, K)
+        The amortized q's logits for x.
+    ws_logits : ndarray of shape (N, K), optional
+        A wake-sleep encoder's logits for x (see :func:`sleep_encoder`); omitted columns are NaN.
+    ks : sequence of int, default (1, 10, 100, 1000)
+        Importance sample counts of the IWAE bounds.
+    iwae_reps : int, default 4
+        Independent IWAE draws per datapoint and k (>= 2, for a standard error).
+    split : sequence of str of length N, optional
+        Label per datapoint (e.g. "train" / "valid") copied into the ``split`` column.
+    rng : int
+        Seed (each k has its own stream).
+    local_restarts : int, default 5
+        Restarts of :func:`vi_lab.inference.fit_local`.
+    progress : bool
+
+    Returns
+    -------
+    Table
+        One row per datapoint: ``index, split, log_px, elbo_amortized, elbo_local,
+        elbo_wake_sleep, approximation_gap, amortization_gap, wake_sleep_gap`` and, per k,
+        ``iwae_{k}`` (mean of the draws) and ``iwae_{k}_se`` (its Monte Carlo standard error).
+
+    Notes
+    -----
+    log p(x) = ELBO_amortized + approximation_gap + amortization_gap holds to round-off by
+    construction; both gaps are >= 0 because the best mean-field q is the better of
+    ``fit_local`` (started from the exact posterior marginals and random restarts) and a run of
+    ``fit_local`` started from the amortized logits, which can only improve on them.
+    E[IWAE_k] is non-decreasing in k and below log p(x) (Burda et al. 2016, Theorem 1).
+    """
+    from ..inference import fit_local
+
+    x = check_binary(x, model.n_obs, "x")
+    exact.check_enumerable(model.n_latent, x.shape[0], model.n_obs)
+    n = x.shape[0]
+    q_logits = _check_logits(q_logits, (n, model.n_latent), "q_logits")
+    ks = [check_positive_int(k, "ks (each k)") for k in ks]
+    iwae_reps = check_positive_int(iwae_reps, "iwae_reps", minimum=2)
+    seed = as_seed(rng)
+    log_px = exact.log_marginal(model, params, x)
+    elbo_amortized = exact.elbo(model, params, q_logits, x)
+    local = fit_local(model, params, x, n_restarts=local_restarts, rng=seed, progress=progress)
+    from_amortized = fit_local(model, params, x, n_restarts=1, init=q_logits, rng=seed)
+    elbo_local = onp.maximum(exact.elbo(model, params, local, x), exact.elbo(model, params, from_amortized, x))
+    elbo_local = onp.maximum(elbo_local, elbo_amortized)     # the amortized q is a mean-field q too
+    columns = {"index": onp.arange(n), "split": list(split) if split is not None else ["data"] * n,
+               "log_px": log_px, "elbo_amortized": elbo_amortized, "elbo_local": elbo_local}
+    if ws_logits is not None:
+        ws_logits = _check_logits(ws_logits, (n, model.n_latent), "ws_logits")
+        columns["elbo_wake_sleep"] = exact.elbo(model, params, ws_logits, x)
+    else:
+        columns["elbo_wake_sleep"] = onp.full(n, onp.nan)
+    columns["approximation_gap"] = log_px - elbo_local
+    columns["amortization_gap"] = elbo_local - elbo_amortized
+    columns["wake_sleep_gap"] = log_px - columns["elbo_wake_sleep"]
+    for k in ks:
+        draws = _iwae_draws(model, params, x, q_logits, k, iwae_reps, spec_rng(seed, "iwae", k))
+        columns[f"iwae_{k}"] = draws.mean(axis=0)
+        columns[f"iwae_{k}_se"] = draws.std(axis=0, ddof=1) / onp.sqrt(iwae_reps)
+    return Table.from_columns(columns, title="Bound tightness per datapoint [nats]")
+
+
+def _check_logits(logits, shape, name):
+    logits = onp.asarray(logits, dtype=float)
+    if logits.shape != shape:
+        raise ValueError(f"{name}: expected shape {shape}, got {logits.shape}")
+    return logits
+
+
+def _iwae_draws(model, params, x, logits, k, reps, rng, max_entries=2 ** 21):
+    """(reps, N) independent IWAE_k draws, in blocks so that k x N x L stays bounded."""
+    out = onp.empty((reps, x.shape[0]))
+    rows = max(1, max_entries // (k * max(model.n_obs, *model.hidden, 1)))
+    for r in range(reps):
+        for start in range(0, x.shape[0], rows):
+            sl = slice(start, start + rows)
+            out[r, sl] = onp.asarray(objectives.iwae(model, params, logits[sl], x[sl], k, rng))
+    return out
+
+
+def tightness_summary(table):
+    """Means over datapoints (per split and overall) of every column of a :func:`tightness` table.
+
+    Returns
+    -------
+    Table
+        One row per quantity and split: ``quantity, split, mean, se`` (se: standard error over
+        datapoints for the exact columns; Monte Carlo standard error for the IWAE columns).
+    """
+    rows = []
+    splits = table.unique("split")
+    groups = [("all", table)] + ([(s, table.where(split=s)) for s in splits] if len(splits) > 1 else [])
+    quantities = [c for c in table.columns if c not in ("index", "split") and not c.endswith("_se")]
+    for name, sub in groups:
+        n = len(sub)
+        for q in quantities:
+            values = sub.column(q)
+            if onp.all(onp.isnan(values)):
+                continue
+            if f"{q}_se" in sub.columns:
+                se = float(onp.sqrt(onp.sum(sub.column(f"{q}_se") ** 2)) / n)
+            else:
+                se = float(values.std(ddof=1) / onp.sqrt(n)) if n > 1 else onp.nan
+            rows.append({"quantity": q, "split": name, "mean": float(values.mean()), "se": se, "n": n})
+    return Table(rows, ["quantity", "split", "mean", "se", "n"], title="Bound tightness, averaged [nats]")
+
+
+def iwae_curve(table, split=None):
+    """Mean IWAE bound against k from a :func:`tightness` table, with log p(x) for reference.
+
+    Returns
+    -------
+    Table
+        Columns ``k, iwae, iwae_se, log_px, elbo_local, elbo_amortized`` (means over the
+        datapoints of ``split``, default all); ``iwae_se`` is the Monte Carlo standard error.
+    """
+    sub = table if split is None else table.where(split=split)
+    if len(sub) == 0:
+        raise ValueError(f"split: no datapoints with split {split!r}; splits are {table.unique('split')}")
+    n = len(sub)
+    ks = sorted(int(c[5:]) for c in sub.columns if c.startswith("iwae_") and not c.endswith("_se"))
+    rows = [{"k": k, "iwae": float(sub.column(f"iwae_{k}").mean()),
+             "iwae_se": float(onp.sqrt(onp.sum(sub.column(f"iwae_{k}_se") ** 2)) / n),
+             "log_px": float(sub.column("log_px").mean()), "elbo_local": float(sub.column("elbo_local").mean()),
+             "elbo_amortized": float(sub.column("elbo_amortized").mean())} for k in ks]
+    return Table(rows, title="IWAE bound against k [nats]")

@@ -1,0 +1,23 @@
+"""Figures for vi_lab, in one style readable on a projector.
+
+Importing this package does not import matplotlib; that happens when the first figure is
+drawn (and picks the non-interactive Agg backend when there is no display). Every function
+returns a :class:`matplotlib.figure.Figure`; save it with ``fig.savefig("name.pdf")``.
+
+- Style: :func:`style`, :func:`use_style`, :data:`OKABE_ITO`, :func:`color_for`.
+- Experiments: :func:`variance_vs_samples`, :func:`variance_at_equal_cost`,
+  :func:`bias_variance_vs_tau`, :func:`train_compare_curves`, :func:`tightness_gaps`,
+  :func:`iwae_vs_k`.
+- General: :func:`history`, :func:`posterior_bars`, :func:`image_grid`.
+
+Plotting never computes anything expensive: pass it the tables and arrays the
+computation modules return.
+"""
+from .style import OKABE_ITO, MARKERS, NATS, rc_params, style, use_style, color_for, marker_for, new_figure
+from .experiments import (variance_vs_samples, variance_at_equal_cost, bias_variance_vs_tau,
+                          train_compare_curves, tightness_gaps, iwae_vs_k)
+from .general import history, posterior_bars, image_grid
+
+__all__ = ["OKABE_ITO", "MARKERS", "NATS", "rc_params", "style", "use_style", "color_for", "marker_for",
+           "new_figure", "variance_vs_samples", "variance_at_equal_cost", "bias_variance_vs_tau",
+           "train_compare_curves", "tightness_gaps", "iwae_vs_k", "history", "posterior_bars", "image_grid"]
