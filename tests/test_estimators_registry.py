@@ -157,3 +157,12 @@ def test_extreme_logits_are_finite(name):
     assert all(np.isfinite(v).all() for v in g_params["decoder"].values())
     # q is (almost) a point mass in the saturated coordinates: no gradient signal there
     np.testing.assert_allclose(g_logits[0], 0.0, atol=1e-12)
+
+
+def test_bernoulli_estimators_reject_a_gaussian_model():
+    import numpy as onp
+    import vi_lab
+    gauss = vi_lab.GaussianLVM(n_latent=2, n_obs=3, hidden=())
+    est = vi_lab.estimators.get("score_function")
+    with pytest.raises(ValueError, match="bernoulli latents"):
+        est(gauss, gauss.init_params(0), onp.zeros((1, 2)), onp.zeros((1, 3)), 2, 0)

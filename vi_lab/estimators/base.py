@@ -16,7 +16,7 @@ import numpy as onp
 from autograd.tracer import getval
 
 from .._tree import tree_add, tree_map
-from .._validation import check_binary, check_finite_tree, check_logits, check_positive_int, check_rng
+from .._validation import check_binary, check_finite_tree, check_logits, check_model, check_positive_int, check_rng
 from ..nn import sigmoid, softplus
 from ..variational import kl_to_prior
 
@@ -229,8 +229,7 @@ class Estimator:
         return 1 if n_reps is None else check_positive_int(n_reps, "n_reps")
 
     def _check_elbo_inputs(self, model, params, q_logits, x, n_samples, n_reps):
-        if getattr(model, "n_latent", None) is None or getattr(model, "n_obs", None) is None:
-            raise ValueError(f"model: expected a BernoulliLVM, got {type(model).__name__}")
+        check_model(model, self.latent)
         x = check_binary(x, model.n_obs, "x")
         check_finite_tree(params)
         check_logits(q_logits, (x.shape[0], model.n_latent), "q_logits")
