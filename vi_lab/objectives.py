@@ -81,6 +81,7 @@ def elbo(model, params, logits, x, n_samples=1, rng=None, form="joint"):
         with the KL between the two factorized Bernoullis in closed form
         (:func:`vi_lab.variational.kl_to_prior`); usually the lower-variance form
         (Kingma & Welling, 2014, eq. 7).
+
     Both are unbiased for the same ELBO <= log p(x). Differentiable with respect to
     ``params`` only; the samples carry no gradient to ``logits``.
     """

@@ -333,7 +333,7 @@ class Encoder:
 
 
 def family_from_config(config):
-    """Rebuild a family from its :meth:`config` dict (used when loading saved runs).
+    """Rebuild a family from the dict its ``config()`` method returns (used when loading saved runs).
 
     Parameters
     ----------

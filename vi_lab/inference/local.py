@@ -4,6 +4,8 @@ The tool the tightness experiments use: for every datapoint, find the mean-field
 with the highest ELBO, so that log p(x) - ELBO* is the gap that no better optimizer or
 estimator can close, only a richer family.
 """
+import inspect
+
 import numpy as onp
 
 from .. import exact, objectives
@@ -55,7 +57,7 @@ def _cavi(psi, table, states, tol, max_sweeps, bar):
 
     psi (R, n, K) starting logits, table (n, M) log-joint -> psi, elbo (R, n), grad (R, n, K), sweeps.
     Each coordinate update is the exact maximizer of the ELBO in psi_k with the others fixed,
-    psi_k = E_{q_-k}[log p(x, z_k = 1, z_-k) - log p(x, z_k = 0, z_-k)], so the ELBO never
+    psi_k = E_{q_{-k}}[log p(x, z_k = 1, z_{-k}) - log p(x, z_k = 0, z_{-k})], so the ELBO never
     decreases; rows (datapoints, restarts) are independent problems updated in parallel.
     """
     psi = onp.array(psi, dtype=float)
@@ -66,7 +68,7 @@ def _cavi(psi, table, states, tol, max_sweeps, bar):
         for k in range(states.shape[1]):
             log_q = psi @ states.T - onp.sum(softplus(psi), axis=-1)[..., None]   # (R, n, M)
             log_q_k = states[:, k] * psi[..., k:k + 1] - softplus(psi[..., k:k + 1])
-            # q_-k(z_-k) weights; every z_-k appears once with z_k = 1 and once with z_k = 0
+            # q_{-k}(z_{-k}) weights; every z_{-k} appears once with z_k = 1 and once with z_k = 0
             psi[..., k] = onp.sum(onp.exp(log_q - log_q_k) * table * sign[:, k], axis=-1)
         elbo, grad = _elbo_and_grad(psi, table, states)
         sweeps += 1
@@ -150,7 +152,7 @@ def fit_local(model, params, x, estimator=None, n_samples=1, steps=None, learnin
     -----
     psi_n* = argmax_psi ELBO(psi, x_n), ELBO = sum_z q_psi(z) log p(x_n, z) + H(q_psi), by
     coordinate ascent (Jordan et al., 1999; Blei, Kucukelbir & McAuliffe, 2017, sec. 2.4):
-    psi_k <- E_{q_-k}[log p(x, z_k = 1, z_-k) - log p(x, z_k = 0, z_-k)]. With the model fixed,
+    psi_k <- E_{q_{-k}}[log p(x, z_k = 1, z_{-k}) - log p(x, z_k = 0, z_{-k})]. With the model fixed,
     the table log p(x_n, z_m) is computed once per block of datapoints; the sweeps are matrix
     products over that table, for all datapoints and restarts at once, with no decoder
     evaluations.
@@ -200,8 +202,10 @@ def fit_local(model, params, x, estimator=None, n_samples=1, steps=None, learnin
     q = {"logits": psi0.reshape(n_restarts * n, k)}
     opt = Adam(learning_rate)
     state = opt.init(q)
+    # the model is fixed: skip the parameter gradient when the estimator allows it
+    extra = {"params_grad": False} if "params_grad" in inspect.signature(est).parameters else {}
     for _ in tqdm(range(steps or 1000), desc="fit_local", unit="step", disable=not progress, leave=False):
-        _, g_logits = est(model, params, q["logits"], x_all, n_samples, rng)
+        _, g_logits = est(model, params, q["logits"], x_all, n_samples, rng, **extra)
         q, state = opt.update(q, {"logits": onp.asarray(g_logits)}, state)
     psi = q["logits"].reshape(n_restarts, n, k)
     if enumerable:
