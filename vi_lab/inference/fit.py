@@ -1,4 +1,5 @@
 """The training loop shared by every method: :func:`fit`."""
+import json
 import numbers
 import time
 
@@ -114,6 +115,21 @@ def _check_like(given, template, name):
     return out
 
 
+def _estimator_config(est):
+    """Name and options of an estimator, JSON-serializable (for saved runs)."""
+    if est is None:
+        return None
+    out = {"name": getattr(est, "name", type(est).__name__)}
+    config = getattr(est, "config", None)
+    try:
+        options = dict(config()) if callable(config) else {}
+        json.dumps(options)
+        out.update(options)
+    except (TypeError, ValueError):
+        out["repr"] = repr(est)
+    return out
+
+
 class _Batches:
     """Mini-batch indices: shuffled epochs, each batch exactly ``size`` distinct rows."""
 
@@ -167,8 +183,9 @@ def fit(model, x, method="amortized", estimator=None, n_samples=1, steps=1000, b
     estimator : str or estimator object, optional
         Gradient estimator for "per_datapoint" and "amortized" (a name registered in
         :mod:`vi_lab.estimators` or an object ``est(model, params, q_logits, x, n_samples, rng)
-        -> (g_params, g_logits)``); default "score_function". Other methods take none.
-        A stateful estimator object (nvil) keeps its state across calls and runs.
+        -> (g_params, g_logits)``); default "disarm" (unbiased, low variance, two decoder
+        evaluations per draw). Other methods take none. A stateful estimator object (nvil)
+        keeps its state across calls and runs: pass a name for a fresh one per run.
     n_samples : int, default 1
         Draws of z per datapoint per step (k of the importance-weighted methods).
     steps : int, default 1000
@@ -213,8 +230,22 @@ def fit(model, x, method="amortized", estimator=None, n_samples=1, steps=1000, b
 
     Notes
     -----
-    Every method ascends a direction for theta (and phi): see
-    :mod:`vi_lab.inference.methods` for the equations. KeyboardInterrupt (Ctrl-C) stops the
+    Each step ascends, on a mini-batch B (theta: model, phi: q's parameters, psi = logits):
+
+    - ``per_datapoint``, ``amortized``: the ELBO, E_q[log p(x, z) - log q(z|x)]; theta and psi
+      gradients from the estimator; for an encoder d/dphi = (d psi/d phi)^T g_psi (chain rule).
+    - ``exact_elbo``: the same with the exact gradient (sum over all 2**K states).
+    - ``exact_ml``: log p(x), gradient E_{p(z|x)}[d log p(x, z)/d theta] (Fisher's identity).
+    - ``wake_sleep``: theta along d log p(x, z)/d theta with z ~ q(z|x) (wake); phi along
+      d log q(z|x)/d phi with (z, x) ~ p_theta (sleep), which is not the ELBO's phi-gradient.
+    - ``reweighted_wake_sleep``: with k = n_samples draws z_i ~ q(z|x) and normalized weights
+      wbar_i proportional to p(x, z_i) / q(z_i|x): theta along sum_i wbar_i d log p(x, z_i)/d theta
+      (the IWAE gradient), phi along sum_i wbar_i d log q(z_i|x)/d phi (wake-phi) and/or the
+      sleep direction (sleep-phi; both on: their average).
+
+    Global parameters get the gradient of the batch *mean*; MeanField rows get the gradient of
+    their own datapoint's objective, and only the batch rows are updated. See
+    :mod:`vi_lab.inference.methods` for each gradient function. KeyboardInterrupt (Ctrl-C) stops the
     loop and returns the run so far with ``interrupted=True``. The random streams for
     initialization, training and recording are separate, so changing ``record_every`` does
     not change the trained parameters.
@@ -259,7 +290,7 @@ def fit(model, x, method="amortized", estimator=None, n_samples=1, steps=1000, b
     theta_state = opt.init(params)
     q_state = opt.init(q_params) if family is not None else None
     config = {
-        "method": m.name, "estimator": None if est is None else getattr(est, "name", repr(est)),
+        "method": m.name, "estimator": _estimator_config(est),
         "n_samples": n_samples, "steps": steps, "batch_size": batch_size, "optimizer": opt.config(),
         "record_every": record_every, "rng": seed, "method_options": options, "record_exact": bool(record_exact),
         "n_train": int(x.shape[0]), "n_valid": None if x_valid is None else int(x_valid.shape[0]),
@@ -282,8 +313,8 @@ def fit(model, x, method="amortized", estimator=None, n_samples=1, steps=1000, b
             g_params, g_q, n_evals = m.gradient(ctx, params, q_params, idx, train_rng)
             sq_norm = tree_sq_norm(g_params) + (0.0 if g_q is None else tree_sq_norm(g_q))
             if not onp.isfinite(sq_norm):
-                raise FloatingPointError(f"fit: the gradient is not finite at step {step}; try a smaller "
-                                         f"learning_rate (now {schedule(step)!r}) or more n_samples")
+                raise ValueError(f"learning_rate: the gradient became non-finite at step {step} (the run "
+                                 f"diverged); try a smaller learning_rate (now {schedule(step)!r}) or more n_samples")
             train_time += time.perf_counter() - start
             if step % record_every == 0 or step == steps:
                 row = {"step": step, "wall_time": train_time, "decoder_evals": evals}

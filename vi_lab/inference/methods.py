@@ -279,12 +279,12 @@ METHODS = {
         "per_datapoint", "ELBO ascent with a free row of q-logits per datapoint (MeanField)",
         "Jordan, Ghahramani, Jaakkola & Saul (1999); stochastic version: Hoffman et al. (2013)",
         ("mean_field",), "mean_field", True, _elbo_gradient, _elbo_objective,
-        default_estimator="score_function"),
+        default_estimator="disarm"),
     "amortized": Method(
         "amortized", "ELBO ascent in theta and encoder weights jointly (the VAE recipe)",
         "Kingma & Welling (2014); Mnih & Gregor (2014) for discrete latents",
         ("encoder",), "encoder", True, _elbo_gradient, _elbo_objective,
-        default_estimator="score_function"),
+        default_estimator="disarm"),
     "wake_sleep": Method(
         "wake_sleep", "wake: theta up log p(x, z), z ~ q; sleep: encoder up log q(z|x), (z, x) ~ p_theta",
         "Hinton, Dayan, Frey & Neal (1995)",
