@@ -22,3 +22,9 @@ from .tightness import tightness, tightness_summary, iwae_curve, sleep_encoder
 __all__ = ["Table", "RunWriter", "read_table", "read_config", "load_params", "save_params", "ALIASES",
            "default_specs", "Problem", "load_data", "make_model", "train_checkpoints", "variance", "tau_sweep",
            "gradient_stats", "tightness", "tightness_summary", "iwae_curve", "sleep_encoder"]
+from .results import Results
+from .compare import run_variance, run_tightness, compare, variance_summary
+from .train_compare import train_compare, REFERENCE_METHODS
+
+__all__ += ["Results", "run_variance", "run_tightness", "compare", "variance_summary", "train_compare",
+            "REFERENCE_METHODS"]

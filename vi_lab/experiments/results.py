@@ -19,7 +19,7 @@ from contextlib import contextmanager
 
 import numpy as onp
 
-__all__ = ["RunWriter", "write_text", "atomic_path", "check_writable_dir", "save_params", "load_params",
+__all__ = ["Results", "RunWriter", "write_text", "atomic_path", "check_writable_dir", "save_params", "load_params",
            "read_table", "read_config"]
 
 
@@ -239,3 +239,54 @@ class RunWriter:
     def close(self):
         """Rewrite ``config.json`` with the final list of files."""
         self._write_config()
+
+
+class Results(dict):
+    """The tables of one experiment run (name -> Table), with what is needed to save it.
+
+    Attributes
+    ----------
+    experiment : str
+        ``"variance"``, ``"tightness"``, ``"train_compare"`` or ``"compare"``.
+    config : dict
+        Every setting of the run, seed included (what ``config.json`` records).
+    params : dict of str -> dict
+        Parameter trees to save, e.g. ``{"params": model params, "q_params": encoder}``.
+    model : BernoulliLVM or None
+    """
+
+    def __init__(self, experiment, config, tables=None, params=None, model=None):
+        super().__init__(tables or {})
+        self.experiment = experiment
+        self.config = dict(config)
+        self.params = dict(params or {})
+        self.model = model
+
+    def __repr__(self):
+        tables = ", ".join(f"{k}: {len(v)} rows" for k, v in self.items())
+        return f"<Results {self.experiment!r} ({tables})>"
+
+    def save(self, out, figures=True, name="out"):
+        """Write the run directory: every table (CSV + JSON), the parameters (.npz), config.json
+        and, if ``figures``, the experiment's figures (PNG + PDF, drawn by :mod:`vi_lab.plotting`).
+
+        Returns
+        -------
+        RunWriter
+            Its ``files`` attribute lists what was written.
+        """
+        config = dict(self.config)
+        if self.model is not None:
+            config.setdefault("model", self.model.config())
+        writer = RunWriter(out, self.experiment, config, name=name)
+        for key, table in self.items():
+            writer.table(key, table)
+        for key, tree in self.params.items():
+            if tree is not None:
+                writer.params(key, tree)
+        if figures:
+            from ..plotting import figures_for
+            for key, fig in figures_for(self).items():
+                writer.figure(key, fig)
+        writer.close()
+        return writer

@@ -8,7 +8,7 @@ import zlib
 
 import numpy as onp
 
-__all__ = ["ALIASES", "parse", "build", "default_specs", "spec_rng", "as_seed"]
+__all__ = ["ALIASES", "parse", "build", "default_specs", "spec_rng", "as_seed", "without_option"]
 
 #: Short names for common option settings: alias -> (registered name, options).
 ALIASES = {
@@ -100,3 +100,10 @@ def as_seed(rng):
     if isinstance(rng, bool) or not isinstance(rng, (int, onp.integer)) or rng < 0:
         raise ValueError(f"rng: expected a non-negative int seed, got {rng!r}")
     return int(rng)
+
+
+def without_option(spec, key):
+    """The specification with option ``key`` removed (``"concrete:tau=0.5"`` -> ``"concrete"``)."""
+    name, _, rest = spec.partition(":")
+    kept = [item for item in (p.strip() for p in rest.split(",")) if item and item.partition("=")[0].strip() != key]
+    return f"{name}:{','.join(kept)}" if kept else name

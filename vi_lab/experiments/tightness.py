@@ -74,7 +74,7 @@ def sleep_encoder(model, params, steps=2000, n_sleep=100, learning_rate=0.01, hi
     return family, q_params
 
 
-def tightness(model, params, x, q_logits, ws_logits=None, ks=DEFAULT_KS, iwae_reps=4, split=None, rng=0,
+def tightness(model, params, x, q_logits, ws_logits=None, ks=DEFAULT_KS, iwae_reps=8, split=None, rng=0,
               local_restarts=5, progress=False):
     """Per-datapoint exact log p(x), ELBOs of several q's, their gaps, and IWAE bounds.
 
@@ -89,7 +89,7 @@ def tightness(model, params, x, q_logits, ws_logits=None, ks=DEFAULT_KS, iwae_re
         A wake-sleep encoder's logits for x (see :func:`sleep_encoder`); omitted columns are NaN.
     ks : sequence of int, default (1, 10, 100, 1000)
         Importance sample counts of the IWAE bounds.
-    iwae_reps : int, default 4
+    iwae_reps : int, default 8
         Independent IWAE draws per datapoint and k (>= 2, for a standard error).
     split : sequence of str of length N, optional
         Label per datapoint (e.g. "train" / "valid") copied into the ``split`` column.
@@ -191,22 +191,24 @@ def tightness_summary(table):
     return Table(rows, ["quantity", "split", "mean", "se", "n"], title="Bound tightness, averaged [nats]")
 
 
-def iwae_curve(table, split=None):
-    """Mean IWAE bound against k from a :func:`tightness` table, with log p(x) for reference.
+def iwae_curve(table):
+    """Mean IWAE bound against k from a :func:`tightness` table, per split, with reference values.
 
     Returns
     -------
     Table
-        Columns ``k, iwae, iwae_se, log_px, elbo_local, elbo_amortized`` (means over the
-        datapoints of ``split``, default all); ``iwae_se`` is the Monte Carlo standard error.
+        One row per split and k: ``split, k, iwae, iwae_se, log_px, elbo_local, elbo_amortized``
+        (means over the datapoints of the split); ``iwae_se`` is the Monte Carlo standard error.
     """
-    sub = table if split is None else table.where(split=split)
-    if len(sub) == 0:
-        raise ValueError(f"split: no datapoints with split {split!r}; splits are {table.unique('split')}")
-    n = len(sub)
-    ks = sorted(int(c[5:]) for c in sub.columns if c.startswith("iwae_") and not c.endswith("_se"))
-    rows = [{"k": k, "iwae": float(sub.column(f"iwae_{k}").mean()),
-             "iwae_se": float(onp.sqrt(onp.sum(sub.column(f"iwae_{k}_se") ** 2)) / n),
-             "log_px": float(sub.column("log_px").mean()), "elbo_local": float(sub.column("elbo_local").mean()),
-             "elbo_amortized": float(sub.column("elbo_amortized").mean())} for k in ks]
+    ks = sorted(int(c[5:]) for c in table.columns if c.startswith("iwae_") and not c.endswith("_se"))
+    rows = []
+    for split in table.unique("split"):
+        sub = table.where(split=split)
+        n = len(sub)
+        for k in ks:
+            rows.append({"split": split, "k": k, "iwae": float(sub.column(f"iwae_{k}").mean()),
+                         "iwae_se": float(onp.sqrt(onp.sum(sub.column(f"iwae_{k}_se") ** 2)) / n),
+                         "log_px": float(sub.column("log_px").mean()),
+                         "elbo_local": float(sub.column("elbo_local").mean()),
+                         "elbo_amortized": float(sub.column("elbo_amortized").mean())})
     return Table(rows, title="IWAE bound against k [nats]")

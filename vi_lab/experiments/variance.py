@@ -12,7 +12,7 @@ import numpy as onp
 
 from .. import exact
 from .._validation import check_positive_int, check_binary
-from .specs import as_seed, build, default_specs, spec_rng
+from .specs import as_seed, build, default_specs, spec_rng, without_option
 from .table import Table
 
 __all__ = ["variance", "tau_sweep", "gradient_stats", "DEFAULT_SAMPLES", "DEFAULT_TAUS"]
@@ -22,7 +22,8 @@ DEFAULT_TAUS = (0.1, 0.2, 0.5, 1.0, 2.0)
 
 COLUMNS = ["checkpoint", "estimator", "tau", "S", "reps", "unbiased", "objective",
            "var_q", "var_model", "bias2_q", "bias2_q_se", "bias2_model", "bias2_model_se",
-           "mse_q", "mse_q_se", "mse_model", "mse_model_se", "snr_q", "snr_model",
+           "mse_q", "mse_q_se", "mse_model", "mse_model_se", "snr_q", "snr_model", "snr_q_global",
+           "snr_model_global",
            "evals", "seconds", "var_q_x_cost", "var_model_x_cost"]
 
 
@@ -53,7 +54,8 @@ def gradient_stats(estimates, truth):
     -------
     dict
         ``var`` (trace of the covariance), ``bias2`` and ``bias2_se``, ``mse`` and ``mse_se``,
-        ``snr`` (|mean| / std averaged over coordinates with std > 0; inf if none).
+        ``snr`` (|mean| / std averaged over coordinates with std > 0; inf if none) and
+        ``snr_global`` (||mean|| / sqrt(var)).
 
     Notes
     -----
@@ -68,6 +70,10 @@ def gradient_stats(estimates, truth):
       estimated by (m - g)'S(m - g) - tr(S^2)/R (clipped at 0) and tr(Sigma^2) by the squared
       Frobenius norm of the sample covariance S.
     - mse = mean_r ||g_r - g_true||^2 with its standard error std_r / sqrt(R).
+    - snr averages the per-coordinate signal-to-noise ratio |m_d| / s_d (Rainforth et al. 2018).
+      Coordinates where q is nearly deterministic have tiny, nearly noise-free gradients and
+      can dominate that average; snr_global = ||m|| / sqrt(sum_d s_d^2) weighs coordinates by
+      their size and is the more robust summary.
     """
     g = onp.asarray(estimates, dtype=float)
     n_reps = g.shape[0]
@@ -84,7 +90,9 @@ def gradient_stats(estimates, truth):
     # |mean| / std per coordinate; coordinates with no noise at all (exact, or constant parts) are left out
     noisy = std > 1e-12 * max(1.0, float(onp.abs(mean).max(initial=0.0)))
     snr = float(onp.mean(onp.abs(mean[noisy]) / std[noisy])) if noisy.any() else float("inf")
-    out = {"var": total_var, "snr": snr, "bias2": onp.nan, "bias2_se": onp.nan, "mse": onp.nan,
+    norm_var = onp.sqrt(total_var)
+    snr_global = float(onp.linalg.norm(mean) / norm_var) if norm_var > 0 else float("inf")
+    out = {"var": total_var, "snr": snr, "snr_global": snr_global, "bias2": onp.nan, "bias2_se": onp.nan, "mse": onp.nan,
            "mse_se": onp.nan}
     if truth is None:
         return out
@@ -116,6 +124,10 @@ def _check_inputs(model, params, q_logits, x, samples, reps):
     return x, q_logits, samples, reps
 
 
+def _check_warmup(warmup):
+    return check_positive_int(warmup, "warmup", minimum=0)
+
+
 def _resolve(estimators, samples):
     """(label, estimator object) pairs; explicit names must accept every S asked for."""
     explicit = estimators is not None
@@ -139,9 +151,15 @@ def _resolve(estimators, samples):
 
 
 def _measure(spec, model, params, q_logits, x, n_samples, reps, seed, truth_q, truth_model, checkpoint, tau=None,
-             model_grad=True):
+             model_grad=True, warmup=0):
     est = build(spec if tau is None else _with_tau(spec, tau))
     rng = spec_rng(seed, spec, n_samples, -1 if tau is None else int(round(tau * 1e6)), checkpoint or 0)
+    if getattr(est, "stateful", False) and warmup:
+        # a learned baseline/control is only fair once it has seen this q: learn, then freeze
+        for _ in range(warmup):
+            est(model, params, q_logits, x, n_samples, rng, params_grad=False)
+        if hasattr(est, "learn"):
+            est.learn = False
     start = time.perf_counter()
     g_params, g_logits = est(model, params, q_logits, x, n_samples, rng, n_reps=reps, params_grad=model_grad)
     seconds = (time.perf_counter() - start) / reps
@@ -162,6 +180,7 @@ def _measure(spec, model, params, q_logits, x, n_samples, reps, seed, truth_q, t
             "mse_q": q_stats["mse"], "mse_q_se": q_stats["mse_se"],
             "mse_model": m_stats["mse"], "mse_model_se": m_stats["mse_se"],
             "snr_q": q_stats["snr"], "snr_model": m_stats["snr"],
+            "snr_q_global": q_stats["snr_global"], "snr_model_global": m_stats["snr_global"],
             "evals": int(evals), "seconds": seconds,
             "var_q_x_cost": q_stats["var"] * evals, "var_model_x_cost": m_stats["var"] * evals}
 
@@ -176,7 +195,7 @@ def _progress(total, desc, progress):
 
 
 def variance(model, params, q_logits, x, estimators=None, samples=DEFAULT_SAMPLES, reps=200, rng=0,
-             checkpoint=None, model_grad=True, progress=False):
+             checkpoint=None, model_grad=True, warmup=50, progress=False):
     """Variance, bias, MSE, SNR and cost of gradient estimators, measured against the exact gradient.
 
     Parameters
@@ -203,6 +222,10 @@ def variance(model, params, q_logits, x, estimators=None, samples=DEFAULT_SAMPLE
         Training step recorded in the ``checkpoint`` column.
     model_grad : bool, default True
         Also measure the model gradient (one reverse pass per replicate; False is faster).
+    warmup : int, default 50
+        Stateful estimators (nvil, relax) first learn their baseline or control variate for this
+        many calls at this q and S, then are frozen (``learn = False``) while measured: the
+        variance of a trained, fixed baseline, as it is late in a training run.
     progress : bool, default False
         Show a progress bar.
 
@@ -211,7 +234,8 @@ def variance(model, params, q_logits, x, estimators=None, samples=DEFAULT_SAMPLE
     Table
         One row per estimator and S with columns ``checkpoint, estimator, tau, S, reps, unbiased,
         objective, var_q, var_model, bias2_q, bias2_q_se, bias2_model, bias2_model_se, mse_q,
-        mse_q_se, mse_model, mse_model_se, snr_q, snr_model, evals, seconds, var_q_x_cost,
+        mse_q_se, mse_model, mse_model_se, snr_q, snr_model, snr_q_global, snr_model_global, evals,
+        seconds, var_q_x_cost,
         var_model_x_cost``. ``evals`` is decoder evaluations per datapoint per estimate and
         ``seconds`` the wall time per estimate (both measured, the only columns that differ
         between two runs with the same seed).
@@ -226,6 +250,7 @@ def variance(model, params, q_logits, x, estimators=None, samples=DEFAULT_SAMPLE
     variance of an average, so this product does not depend on S for plain Monte Carlo.
     """
     x, q_logits, samples, reps = _check_inputs(model, params, q_logits, x, samples, reps)
+    warmup = _check_warmup(warmup)
     seed = as_seed(rng)
     pairs = _resolve(estimators, samples)
     truth_params, truth_logits = exact.elbo_grad(model, params, q_logits, x)
@@ -236,7 +261,7 @@ def variance(model, params, q_logits, x, estimators=None, samples=DEFAULT_SAMPLE
         for spec, est, s in jobs:
             bar.set_postfix_str(f"{spec} S={s}")
             rows.append(_measure(spec, model, params, q_logits, x, s, reps, seed, truth_q, truth_model, checkpoint,
-                                 model_grad=model_grad))
+                                 model_grad=model_grad, warmup=warmup))
             bar.update()
     return Table(rows, COLUMNS, title="Gradient estimator variance (sum_n ELBO_n)")
 
@@ -251,7 +276,7 @@ def tau_sweep(model, params, q_logits, x, estimators=None, taus=DEFAULT_TAUS, n_
         As in :func:`variance`.
     estimators : list of str, optional
         Default: every registered Bernoulli estimator that is biased and has a ``tau`` option
-        (concrete, straight_through).
+        (concrete, straight_through). A ``tau`` in a specification is replaced by each of ``taus``.
     taus : sequence of float, default (0.1, 0.2, 0.5, 1.0, 2.0)
     n_samples : int, default 10
         S, the same for every row.
@@ -275,7 +300,9 @@ def tau_sweep(model, params, q_logits, x, estimators=None, taus=DEFAULT_TAUS, n_
     if not taus or any(not t > 0 for t in taus):
         raise ValueError(f"taus: expected temperatures > 0, got {taus}")
     if estimators is None:
-        estimators = [spec for spec in default_specs() if _is_tau_biased(build(spec))]
+        estimators = tau_estimators()
+    # the sweep sets tau itself: a tau given in a specification is dropped from its label
+    estimators = list(dict.fromkeys(without_option(spec, "tau") for spec in estimators))
     for spec in estimators:
         est = build(spec)
         if "tau" not in getattr(est, "options", {}):
@@ -292,6 +319,12 @@ def tau_sweep(model, params, q_logits, x, estimators=None, taus=DEFAULT_TAUS, n_
                                  _flat(truth_params), checkpoint, tau=tau, model_grad=False))
             bar.update()
     return Table(rows, COLUMNS, title=f"Relaxed estimators across the temperature (S = {n_samples})")
+
+
+def tau_estimators(specs=None):
+    """The biased estimators with a temperature among ``specs`` (default: all registered)."""
+    specs = default_specs() if specs is None else specs
+    return [spec for spec in specs if _is_tau_biased(build(spec))]
 
 
 def _is_tau_biased(est):

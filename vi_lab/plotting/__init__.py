@@ -5,7 +5,8 @@ drawn (and picks the non-interactive Agg backend when there is no display). Ever
 returns a :class:`matplotlib.figure.Figure`; save it with ``fig.savefig("name.pdf")``.
 
 - Style: :func:`style`, :func:`use_style`, :data:`OKABE_ITO`, :func:`color_for`.
-- Experiments: :func:`variance_vs_samples`, :func:`variance_at_equal_cost`,
+- Experiments: :func:`figures_for` (all figures of a run), :func:`variance_vs_samples`,
+  :func:`variance_at_equal_cost`, :func:`variance_vs_checkpoint`,
   :func:`bias_variance_vs_tau`, :func:`train_compare_curves`, :func:`tightness_gaps`,
   :func:`iwae_vs_k`.
 - General: :func:`history`, :func:`posterior_bars`, :func:`image_grid`.
@@ -13,11 +14,11 @@ returns a :class:`matplotlib.figure.Figure`; save it with ``fig.savefig("name.pd
 Plotting never computes anything expensive: pass it the tables and arrays the
 computation modules return.
 """
-from .style import OKABE_ITO, MARKERS, NATS, rc_params, style, use_style, color_for, marker_for, new_figure
-from .experiments import (variance_vs_samples, variance_at_equal_cost, bias_variance_vs_tau,
-                          train_compare_curves, tightness_gaps, iwae_vs_k)
+from .style import OKABE_ITO, MARKERS, NATS, rc_params, style, use_style, color_for, marker_for, line_for, new_figure
+from .experiments import (variance_vs_samples, variance_at_equal_cost, variance_vs_checkpoint, bias_variance_vs_tau,
+                          train_compare_curves, tightness_gaps, iwae_vs_k, figures_for)
 from .general import history, posterior_bars, image_grid
 
-__all__ = ["OKABE_ITO", "MARKERS", "NATS", "rc_params", "style", "use_style", "color_for", "marker_for",
-           "new_figure", "variance_vs_samples", "variance_at_equal_cost", "bias_variance_vs_tau",
+__all__ = ["OKABE_ITO", "MARKERS", "NATS", "rc_params", "style", "use_style", "color_for", "marker_for", "line_for",
+           "new_figure", "variance_vs_samples", "variance_at_equal_cost", "variance_vs_checkpoint", "figures_for", "bias_variance_vs_tau",
            "train_compare_curves", "tightness_gaps", "iwae_vs_k", "history", "posterior_bars", "image_grid"]

@@ -5,10 +5,10 @@ returns a :class:`matplotlib.figure.Figure`; nothing here computes more than a m
 """
 import numpy as onp
 
-from .style import style, new_figure, color_for, marker_for, NATS
+from .style import style, new_figure, line_for, NATS, OKABE_ITO
 
-__all__ = ["variance_vs_samples", "variance_at_equal_cost", "bias_variance_vs_tau", "train_compare_curves",
-           "tightness_gaps", "iwae_vs_k"]
+__all__ = ["variance_vs_samples", "variance_at_equal_cost", "variance_vs_checkpoint", "bias_variance_vs_tau",
+           "train_compare_curves", "tightness_gaps", "iwae_vs_k", "figures_for"]
 
 _BLOCK_LABEL = {"q": "q-gradient (encoder logits)", "model": "model gradient (decoder, prior)"}
 
@@ -30,6 +30,24 @@ def _legend(fig, axes, ncol=None):
                 labels.append(l)
     if handles:
         fig.legend(handles, labels, loc="outside right upper")
+
+
+def _value_ticks(ax, values, axis="x"):
+    """Ticks at the measured values of a log axis, labelled as plain numbers (1, 10, 100)."""
+    values = sorted({float(v) for v in values if v is not None and onp.isfinite(v) and v > 0})
+    if not values or len(values) > 8:
+        return
+    labels = [f"{v:g}" for v in values]
+    if axis == "x":
+        ax.set_xticks(values, labels)
+        ax.xaxis.set_minor_locator(_null_locator())
+    else:
+        ax.set_yticks(values, labels)
+
+
+def _null_locator():
+    from matplotlib.ticker import NullLocator
+    return NullLocator()
 
 
 def _positive(values):
@@ -75,13 +93,14 @@ def variance_vs_samples(table, checkpoint=None, blocks=("q", "model")):
                 if onp.all(v <= 0):
                     zero.append(name)
                     continue
-                ax.plot(s, _positive(v), color=color_for(name), marker=marker_for(name), label=name)
+                ax.plot(s, _positive(v), **line_for(name))
                 first.append(v[onp.argmin(s)] * s.min())
             s_all = table.column("S")
             if first:
                 _one_over_s(ax, s_all, float(onp.exp(onp.mean(onp.log(first)))))
             ax.set_xscale("log")
             ax.set_yscale("log")
+            _value_ticks(ax, s_all)
             ax.set_xlabel("samples per datapoint S")
             ax.set_ylabel("total variance [nats²]")
             ax.set_title(_BLOCK_LABEL[block])
@@ -108,9 +127,10 @@ def variance_at_equal_cost(table, checkpoint=None, block="q"):
             v = rows.column(f"var_{block}_x_cost")
             if onp.all(v <= 0):
                 continue
-            ax.plot(rows.column("S"), _positive(v), color=color_for(name), marker=marker_for(name), label=name)
+            ax.plot(rows.column("S"), _positive(v), **line_for(name))
         ax.set_xscale("log")
         ax.set_yscale("log")
+        _value_ticks(ax, table.column("S"))
         ax.set_xlabel("samples per datapoint S")
         ax.set_ylabel("variance × decoder evaluations")
         ax.set_title(f"{_BLOCK_LABEL[block]} at equal cost")
@@ -141,10 +161,10 @@ def bias_variance_vs_tau(table):
                 rows = table.where(estimator=name)
                 tau, y = rows.column("tau"), rows.column(col)
                 err = rows.column(se) if se else None
-                ax.errorbar(tau, _positive(y), yerr=err, color=color_for(name), marker=marker_for(name),
-                            label=name)
+                ax.errorbar(tau, _positive(y), yerr=err, **line_for(name))
             ax.set_xscale("log")
             ax.set_yscale("log")
+            _value_ticks(ax, table.column("tau"))
             ax.set_xlabel("temperature τ")
             ax.set_ylabel(label)
             ax.set_title(f"{label} (q-gradient)")
@@ -154,7 +174,7 @@ def bias_variance_vs_tau(table):
     return fig
 
 
-def train_compare_curves(table, split_styles=(("train", "-"), ("valid", "--"))):
+def train_compare_curves(table):
     """Exact log p(x) during training for each method, against steps and against wall time.
 
     Parameters
@@ -165,34 +185,29 @@ def train_compare_curves(table, split_styles=(("train", "-"), ("valid", "--"))):
 
     Notes
     -----
-    Solid: mean exact log p(x) of the training data; dashed: held-out data. The right panel
-    charges each method its own wall time, so a cheap noisy estimator can win there and lose
-    on the left.
+    Top row: mean exact log p(x) of the training data; bottom row: held-out data. The right
+    column charges each method its own wall time, so a cheap noisy estimator can win there and
+    lose on the left.
     """
+    splits = [s for s in ("train", "valid") if f"log_px_{s}" in table.columns
+              and not onp.all(onp.isnan(table.column(f"log_px_{s}")))]
     with style():
-        fig, axes = new_figure(1, 2, width=16.4, height=5.6)
+        fig, axes = new_figure(len(splits), 2, width=16.4, height=4.6 * len(splits), sharey="row", squeeze=False)
         for name in table.unique("method"):
             rows = table.where(method=name)
-            for split, ls in split_styles:
-                col = f"log_px_{split}"
-                if col not in rows.columns or onp.all(onp.isnan(rows.column(col))):
-                    continue
-                y = rows.column(col)
-                for ax, xcol in zip(axes, ("step", "seconds")):
-                    ax.plot(rows.column(xcol), y, color=color_for(name), linestyle=ls, marker="",
-                            label=name if split == "train" else None)
-        axes[0].set_xlabel("training step")
-        axes[1].set_xlabel("wall time [s]")
-        axes[1].set_xscale("symlog", linthresh=0.1)
-        for ax in axes:
-            ax.set_ylabel(f"mean exact log p(x) [{NATS}]")
-        axes[0].set_title("learning curves (per step)")
-        axes[1].set_title("learning curves (per second)")
-        from matplotlib.lines import Line2D
-        extra = [Line2D([], [], color="0.3", linestyle=ls, marker="", label=f"{split} data")
-                 for split, ls in split_styles]
-        handles, labels = axes[0].get_legend_handles_labels()
-        fig.legend(handles + extra, labels + [h.get_label() for h in extra], loc="outside right upper")
+            every = max(1, len(rows) // 6)
+            for i, split in enumerate(splits):
+                for j, xcol in enumerate(("step", "seconds")):
+                    axes[i, j].plot(rows.column(xcol), rows.column(f"log_px_{split}"), markevery=every,
+                                    **line_for(name))
+        for i, split in enumerate(splits):
+            axes[i, 0].set_ylabel(f"{'training' if split == 'train' else 'held-out'}\nlog p(x) [{NATS}]")
+        axes[-1, 0].set_xlabel("training step")
+        axes[-1, 1].set_xlabel("training wall time [s]")
+        axes[0, 0].set_title("per step")
+        axes[0, 1].set_title("per second of compute")
+        fig.suptitle("Learning curves: exact mean log p(x)")
+        _legend(fig, axes.ravel())
     return fig
 
 
@@ -202,88 +217,167 @@ def tightness_gaps(table, max_points=40):
     Parameters
     ----------
     table : Table
-        The per-datapoint table of :func:`vi_lab.experiments.tightness` (columns ``log_px``,
+        The per-datapoint table of :func:`vi_lab.experiments.tightness` (columns ``split``,
         ``approximation_gap``, ``amortization_gap``, optionally ``wake_sleep_gap``).
     max_points : int, default 40
-        Datapoints shown in the right panel (evenly spaced after sorting by total gap).
+        Datapoints shown per split in the right panel (evenly spaced after sorting by total gap).
 
     Notes
     -----
     log p(x) - ELBO(amortized q) = [log p(x) - ELBO(best mean-field q)] + [ELBO(best mean-field q)
     - ELBO(amortized q)]: the first term is the price of the mean-field family, the second the
-    price of sharing one encoder across datapoints.
+    price of sharing one encoder across datapoints. For the wake-sleep encoder the upper part is
+    its own excess over the best mean-field q.
     """
-    approx = table.column("approximation_gap")
-    amort = table.column("amortization_gap")
-    colors = {"approx": color_for("vimco"), "amort": color_for("nvil")}
+    colors = {"approx": OKABE_ITO[0], "amort": "#E69F00"}
+    splits = table.unique("split")
+    names = {"train": "training", "valid": "held-out"}
+    has_ws = "wake_sleep_gap" in table.columns and not onp.all(onp.isnan(table.column("wake_sleep_gap")))
     with style():
-        fig, axes = new_figure(1, 2, width=16.4, height=5.6, gridspec_kw={"width_ratios": [1, 2.6]})
+        fig, axes = new_figure(1, 2, width=17.0, height=5.8, gridspec_kw={"width_ratios": [1.25, 2.4]})
         ax = axes[0]
-        bars = [("VI encoder", approx, amort)]
-        if "wake_sleep_gap" in table.columns and not onp.all(onp.isnan(table.column("wake_sleep_gap"))):
-            ws = table.column("wake_sleep_gap")
-            bars.append(("wake-sleep\nencoder", approx, ws - approx))
-        for i, (label, a, b) in enumerate(bars):
-            ax.bar(i, a.mean(), color=colors["approx"], width=0.6,
-                   label="approximation gap" if i == 0 else None)
-            ax.bar(i, b.mean(), bottom=a.mean(), color=colors["amort"], width=0.6,
-                   label="amortization gap" if i == 0 else None)
-            ax.text(i, a.mean() + b.mean(), f"{a.mean() + b.mean():.2f}", ha="center", va="bottom", fontsize=13)
-        ax.set_xticks(range(len(bars)), [b[0] for b in bars])
-        ax.set_xlim(-0.6, len(bars) - 0.4)
+        ticks, labels, pos = [], [], 0.0
+        for split in splits:
+            sub = table.where(split=split)
+            approx = sub.column("approximation_gap")
+            bars = [("VI", sub.column("amortization_gap"))]
+            if has_ws:
+                bars.append(("WS", sub.column("wake_sleep_gap") - approx))
+            for label, upper in bars:
+                a, b = approx.mean(), upper.mean()
+                ax.bar(pos, a, color=colors["approx"], width=0.8)
+                ax.bar(pos, b, bottom=a, color=colors["amort"], width=0.8)
+                ax.text(pos, a + b, f"{a + b:.2f}", ha="center", va="bottom", fontsize=13)
+                ticks.append(pos)
+                labels.append(f"{label}\n{names.get(split, split)}")
+                pos += 1.0
+            pos += 0.5
+        ax.set_xticks(ticks, labels, fontsize=13)
         ax.set_ylabel(f"log p(x) − ELBO [{NATS}]")
         ax.set_title("mean over datapoints")
         ax.grid(axis="x", visible=False)
 
         ax = axes[1]
-        order = onp.argsort(approx + amort)
-        if order.size > max_points:
-            order = order[onp.linspace(0, order.size - 1, max_points).round().astype(int)]
-        pos = onp.arange(order.size)
-        ax.bar(pos, approx[order], color=colors["approx"], width=0.8)
-        ax.bar(pos, amort[order], bottom=approx[order], color=colors["amort"], width=0.8)
-        ax.set_xlabel("datapoints, sorted by total gap")
+        start, centers = 0, []
+        for split in splits:
+            sub = table.where(split=split)
+            approx, amort = sub.column("approximation_gap"), sub.column("amortization_gap")
+            order = onp.argsort(approx + amort)
+            if order.size > max_points:
+                order = order[onp.linspace(0, order.size - 1, max_points).round().astype(int)]
+            x = start + onp.arange(order.size)
+            ax.bar(x, approx[order], color=colors["approx"], width=0.8, label="approximation gap")
+            ax.bar(x, amort[order], bottom=approx[order], color=colors["amort"], width=0.8,
+                   label="amortization gap" if not has_ws else "amortization gap (VI) /\nexcess gap (WS)")
+            centers.append((x[0] + x[-1]) / 2)
+            start = x[-1] + 4
+        ax.set_xticks(centers, [f"{names.get(s, s)} data (sorted)" for s in splits])
         ax.set_ylabel(f"gap [{NATS}]")
-        ax.set_title("per datapoint (VI encoder)")
-        ax.set_xticks([])
+        ax.set_title("per datapoint, VI encoder")
         ax.grid(axis="x", visible=False)
-        fig.legend(*axes[0].get_legend_handles_labels(), loc="outside right upper")
+        handles, labels = ax.get_legend_handles_labels()
+        fig.legend(handles[:2], labels[:2], loc="outside right upper")
+        if has_ws:
+            axes[0].set_xlabel("VI: ELBO-trained encoder\nWS: sleep-phase encoder", fontsize=12, color="0.3")
     return fig
 
 
-def iwae_vs_k(table, log_px=None, elbo_local=None):
+def iwae_vs_k(table):
     """IWAE bound against the number of importance samples k, with exact log p(x) as a line.
 
     Parameters
     ----------
     table : Table
-        The IWAE table of :func:`vi_lab.experiments.tightness`: columns ``k``, ``iwae``,
-        ``iwae_se``; optionally ``log_px`` (repeated) and ``elbo_local``.
-    log_px, elbo_local : float, optional
-        Override the horizontal reference lines.
+        The IWAE table of :func:`vi_lab.experiments.iwae_curve`: columns ``k``, ``iwae``,
+        ``iwae_se``, ``log_px``, ``elbo_local``, ``elbo_amortized`` and optionally ``split``
+        (one panel per split).
 
     Notes
     -----
-    E[IWAE_k] is non-decreasing in k and tends to log p(x) (Burda et al. 2016, Theorem 1).
-    Error bars are one standard error over datapoints and repetitions.
+    E[IWAE_k] is non-decreasing in k and tends to log p(x) (Burda et al. 2016, Theorem 1);
+    IWAE_1 is the ELBO of the amortized q, drawn as a dashed line. Error bars are one Monte
+    Carlo standard error.
     """
-    k = table.column("k")
-    if log_px is None and "log_px" in table.columns:
-        log_px = float(table.column("log_px")[0])
-    if elbo_local is None and "elbo_local" in table.columns:
-        elbo_local = float(table.column("elbo_local")[0])
+    splits = table.unique("split") if "split" in table.columns else [None]
+    names = {"train": "training data", "valid": "held-out data"}
     with style():
-        fig, ax = new_figure(1, 1, width=10.0, height=5.6)
-        ax.errorbar(k, table.column("iwae"), yerr=table.column("iwae_se"), color=color_for("vimco"),
-                    marker="o", label="IWAE bound (amortized q)")
-        if log_px is not None:
-            ax.axhline(log_px, color="#000000", linestyle="-", linewidth=2, label="exact log p(x)")
-        if elbo_local is not None:
-            ax.axhline(elbo_local, color=color_for("nvil"), linestyle=":", linewidth=2.5,
-                       label="ELBO of best mean-field q")
-        ax.set_xscale("log")
-        ax.set_xlabel("importance samples k")
-        ax.set_ylabel(f"mean bound [{NATS}]")
-        ax.set_title("IWAE bound tightens towards log p(x)")
-        ax.legend(loc="lower right")
+        fig, axes = new_figure(1, len(splits), width=7.4 * len(splits) + 3.4, height=5.6, squeeze=False)
+        for ax, split in zip(axes[0], splits):
+            sub = table if split is None else table.where(split=split)
+            k = sub.column("k")
+            ax.axhline(sub.column("log_px")[0], color="#000000", linestyle="-", linewidth=2, label="exact log p(x)")
+            ax.axhline(sub.column("elbo_local")[0], color="#E69F00", linestyle=":", linewidth=2.5,
+                       label="ELBO, best mean-field q")
+            ax.axhline(sub.column("elbo_amortized")[0], color="0.5", linestyle="--", linewidth=2,
+                       label="ELBO, amortized q (= IWAE$_1$)")
+            ax.errorbar(k, sub.column("iwae"), yerr=sub.column("iwae_se"), color=OKABE_ITO[0], marker="o",
+                        label="IWAE bound, amortized q")
+            ax.set_xscale("log")
+            _value_ticks(ax, k)
+            ax.set_xlabel("importance samples k")
+            ax.set_ylabel(f"mean over datapoints [{NATS}]")
+            ax.set_title(names.get(split, split or "all data"))
+        fig.suptitle("The IWAE bound tightens towards log p(x) as k grows")
+        _legend(fig, axes[0])
     return fig
+
+
+def variance_vs_checkpoint(table, n_samples=None, block="q"):
+    """Total gradient variance at one S against the training step at which it was measured.
+
+    Parameters
+    ----------
+    table : Table
+        A variance table with several values in its ``checkpoint`` column.
+    n_samples : int, optional
+        S to show (default the largest measured by every estimator).
+    block : {"q", "model"}
+    """
+    if n_samples is None:
+        n_samples = max(table.unique("S"))
+    table = table.where(S=n_samples)
+    with style():
+        fig, ax = new_figure(1, 1, width=9.6)
+        for name in table.unique("estimator"):
+            rows = table.where(estimator=name)
+            v = rows.column(f"var_{block}")
+            if onp.all(v <= 0):
+                continue
+            ax.plot(rows.column("checkpoint"), _positive(v), **line_for(name))
+        ax.set_yscale("log")
+        ax.set_xlabel("training step of the measured model")
+        ax.set_ylabel("total variance [nats²]")
+        ax.set_title(f"{_BLOCK_LABEL[block]}, S = {n_samples}, as q sharpens")
+        _legend(fig, ax)
+    return fig
+
+
+def figures_for(results):
+    """Every figure of an experiment run, by file stem.
+
+    Parameters
+    ----------
+    results : vi_lab.experiments.results.Results
+        What :func:`vi_lab.experiments.run_variance`, ``run_tightness``, ``train_compare`` or
+        ``compare`` returned.
+
+    Returns
+    -------
+    dict of str -> matplotlib.figure.Figure
+    """
+    figs = {}
+    if "variance" in results and len(results["variance"]):
+        table = results["variance"]
+        figs["variance_vs_samples"] = variance_vs_samples(table)
+        figs["variance_at_equal_cost"] = variance_at_equal_cost(table)
+        if len(table.unique("checkpoint")) > 1:
+            figs["variance_vs_checkpoint"] = variance_vs_checkpoint(table)
+    if "tau" in results and len(results["tau"]):
+        figs["bias_variance_tau"] = bias_variance_vs_tau(results["tau"])
+    if "tightness" in results:
+        figs["tightness_gaps"] = tightness_gaps(results["tightness"])
+    if "iwae" in results:
+        figs["iwae_vs_k"] = iwae_vs_k(results["iwae"])
+    if "history" in results:
+        figs["learning_curves"] = train_compare_curves(results["history"])
+    return figs

@@ -4,7 +4,7 @@
   common forms of colour blindness; every line also gets its own marker so figures survive
   grey-scale printing.
 - Large fonts and thick lines, sized for a slide seen from the back of a lecture hall.
-- Each estimator keeps the same colour and marker in every figure.
+- Each estimator keeps the same colour, line style and marker in every figure.
 
 Matplotlib is imported only when a figure is drawn, so ``import vi_lab`` stays fast.
 """
@@ -12,8 +12,8 @@ import os
 import sys
 from contextlib import contextmanager
 
-__all__ = ["OKABE_ITO", "MARKERS", "rc_params", "style", "use_style", "color_for", "marker_for", "new_figure",
-           "NATS"]
+__all__ = ["OKABE_ITO", "MARKERS", "rc_params", "style", "use_style", "color_for", "marker_for", "line_for",
+           "new_figure", "NATS"]
 
 #: Okabe-Ito colours, ordered so the first ones contrast best on white (yellow last).
 OKABE_ITO = ["#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#000000", "#F0E442"]
@@ -22,36 +22,65 @@ MARKERS = ["o", "s", "^", "D", "v", "P", "X", "*", "<", ">", "h", "p"]
 #: Axis-label suffix for log-probabilities.
 NATS = "nats"
 
-# A fixed slot per well-known estimator / method, so colours do not shuffle when the set changes.
-_KNOWN = ["score_function", "nvil", "rloo", "vimco", "arm", "disarm", "concrete", "straight_through",
-          "rebar", "relax", "gumbel_softmax", "exact", "wake_sleep", "rws", "reweighted_wake_sleep",
-          "exact_elbo", "exact_ml", "reparam", "gaussian_score_function", "mufu", "reinforce"]
+_BLUE, _SKY, _GREEN, _ORANGE, _VERMILLION, _PURPLE, _BLACK, _GREY = (
+    "#0072B2", "#56B4E9", "#009E73", "#E69F00", "#D55E00", "#CC79A7", "#000000", "#7F7F7F")
+
+# Hand-assigned so that every estimator and method is unique in colour x line style x marker and
+# related estimators share a hue: score-function family blue/purple, antithetic orange/vermillion
+# (dashed: their learned-control relatives), relaxations green, exact references black/grey.
+_KNOWN = {
+    "exact": (_BLACK, "-", "*"),
+    "score_function": (_BLUE, "-", "o"),
+    "reinforce": (_BLUE, "-", "o"),
+    "rloo": (_SKY, "-", "s"),
+    "nvil": (_PURPLE, "-", "^"),
+    "vimco": (_PURPLE, "--", "v"),
+    "arm": (_ORANGE, "-", "D"),
+    "disarm": (_VERMILLION, "-", "P"),
+    "rebar": (_VERMILLION, "--", "X"),
+    "relax": (_ORANGE, "--", "h"),
+    "concrete": (_GREEN, "-", "<"),
+    "straight_through": (_GREEN, "--", ">"),
+    "wake_sleep": (_GREY, "-", "p"),
+    "reweighted_wake_sleep": (_GREY, "--", "d"),
+    "exact_elbo": (_BLACK, "--", "*"),
+    "exact_ml": (_BLACK, "-", "*"),
+    "reparam": (_GREEN, "-", "o"),
+    "gaussian_score_function": (_BLUE, "-", "s"),
+}
 _assigned = {}
 
 
-def _slot(name):
+def _known(name):
+    """Style of a name, also for specifications such as 'concrete:tau=0.5' (dotted variant)."""
+    if name in _KNOWN:
+        return _KNOWN[name]
+    base = str(name).split(":")[0]
+    if base in _KNOWN and base != name:
+        color, _, marker = _KNOWN[base]
+        return color, ":", marker
     if name not in _assigned:
-        if name in _KNOWN:
-            _assigned[name] = _KNOWN.index(name)
-        else:
-            # unknown names get slots after the known ones, in order of first use (deterministic per process)
-            _assigned[name] = len(_KNOWN) + sum(1 for n in _assigned if n not in _KNOWN)
+        # unknown names cycle through the palette with a dash-dot line, in order of first use
+        i = len(_assigned)
+        palette = [c for c in OKABE_ITO if c not in ("#F0E442",)]
+        _assigned[name] = (palette[i % len(palette)], "-.", MARKERS[i % len(MARKERS)])
     return _assigned[name]
 
 
 def color_for(name):
     """The colour of estimator or method ``name`` (the same in every figure)."""
-    if name == "exact":
-        return "#000000"
-    slot = _slot(name)
-    palette = [c for c in OKABE_ITO if c != "#000000"]
-    return palette[slot % len(palette)]
+    return _known(name)[0]
 
 
 def marker_for(name):
-    """The marker of estimator or method ``name``; together with the colour it is unique for 80 names."""
-    slot = _slot(name)
-    return MARKERS[(slot // 7 + slot) % len(MARKERS)]
+    """The marker of estimator or method ``name``."""
+    return _known(name)[2]
+
+
+def line_for(name):
+    """Keyword arguments (color, linestyle, marker, label) for the line of ``name`` in every figure."""
+    color, linestyle, marker = _known(name)
+    return {"color": color, "linestyle": linestyle, "marker": marker, "label": name}
 
 
 def rc_params(scale=1.0):
@@ -148,5 +177,6 @@ def new_figure(nrows=1, ncols=1, width=None, height=None, **subplot_kw):
     width = width if width is not None else 6.4 * ncols + 0.6
     height = height if height is not None else 4.8 * nrows
     fig = Figure(figsize=(width, height), layout="constrained")
-    axes = fig.subplots(nrows, ncols, squeeze=True, **subplot_kw)
+    squeeze = subplot_kw.pop("squeeze", True)
+    axes = fig.subplots(nrows, ncols, squeeze=squeeze, **subplot_kw)
     return fig, axes
