@@ -111,6 +111,10 @@ def add_subcommands(subparsers):
     p.add_argument("--estimators", nargs="+", default=None, metavar="NAME",
                    help="estimators to compare (default: every registered Bernoulli estimator plus rloo)")
     p.add_argument("--train-steps", type=int, default=300, help="steps of exact ELBO ascent that train the model")
+    p.add_argument("--ks", type=int, nargs="+", default=[1, 10, 100, 1000], metavar="K",
+                   help="importance samples k of the IWAE bounds")
+    p.add_argument("--iwae-reps", type=int, default=8, help="IWAE draws per datapoint and k (for standard errors)")
+    p.add_argument("--sleep-steps", type=int, default=1000, help="steps of the sleep-phase encoder (0: skip it)")
     _add_common(p, "compare")
     p.set_defaults(func=run_compare_cmd)
 
@@ -272,10 +276,14 @@ def run_compare_cmd(args):
     _check_positive("--samples", args.samples)
     _check_positive("--reps", args.reps, 2)
     _check_positive("--train-steps", args.train_steps, 0)
+    _check_positive("--ks", args.ks)
+    _check_positive("--iwae-reps", args.iwae_reps, 2)
+    _check_positive("--sleep-steps", args.sleep_steps, 0)
     _check_estimators(args.estimators, args.samples)
     _prepare_out(args)
     res = compare(seed=args.seed, samples=args.samples, reps=args.reps, estimators=args.estimators,
-                  train_steps=args.train_steps, progress=not args.quiet)
+                  train_steps=args.train_steps, ks=args.ks, iwae_reps=args.iwae_reps, sleep_steps=args.sleep_steps,
+                  progress=not args.quiet)
     print("vi-lab compare: K = 8 binary latents, 4x4 bars-and-stripes (120 training, 60 held-out images)\n")
     print(res["summary"])
     print()

@@ -6,6 +6,7 @@ the exact gradient from enumeration (:func:`vi_lab.exact.elbo_grad`). The q-grad
 (N x K logits) and the model gradient (decoder weights and prior logits) are summarized
 separately, because estimators differ mostly on the first.
 """
+import copy
 import time
 
 import numpy as onp
@@ -67,8 +68,9 @@ def gradient_stats(estimates, truth):
       and can be negative: for an unbiased estimator it scatters around 0.
     - bias2_se: the exact variance of that U-statistic (Hoeffding 1948),
       4 (R-2)/(R(R-1)) b'Sigma b + 2/(R(R-1)) (tr(Sigma^2) + 2 b'Sigma b), with b'Sigma b
-      estimated by (m - g)'S(m - g) - tr(S^2)/R (clipped at 0) and tr(Sigma^2) by the squared
-      Frobenius norm of the sample covariance S.
+      estimated by (m - g)'S(m - g) - tr(Sigma^2)/R (clipped at 0) and tr(Sigma^2) by
+      dof^2/((dof-1)(dof+2)) (tr(S^2) - tr(S)^2/dof), dof = R - 1, which is unbiased for Gaussian
+      estimates (Srivastava 2005), S the sample covariance.
     - mse = mean_r ||g_r - g_true||^2 with its standard error std_r / sqrt(R).
     - snr averages the per-coordinate signal-to-noise ratio |m_d| / s_d (Rainforth et al. 2018).
       Coordinates where q is nearly deterministic have tiny, nearly noise-free gradients and
@@ -99,8 +101,11 @@ def gradient_stats(estimates, truth):
     truth = onp.asarray(truth, dtype=float)
     err = (g[0] - truth) + mean_shift
     bias2 = float(err @ err - total_var / n_reps)
-    gram = centered @ centered.T / (n_reps - 1)               # R x R: tr(S^2) = ||centered' centered||_F^2
-    tr_sigma2 = float(onp.sum(gram ** 2))
+    gram = centered @ centered.T / (n_reps - 1)               # R x R: tr(S^2) = ||gram||_F^2
+    dof = n_reps - 1
+    # tr(S^2) overestimates tr(Sigma^2) by about tr(Sigma)^2 / dof; correct it (Srivastava 2005)
+    tr_s2 = float(onp.sum(gram ** 2))
+    tr_sigma2 = max(0.0, dof ** 2 / ((dof - 1) * (dof + 2)) * (tr_s2 - total_var ** 2 / dof)) if dof > 1 else tr_s2
     proj = centered @ err
     b_sigma_b = max(0.0, float(proj @ proj) / (n_reps - 1) - tr_sigma2 / n_reps)
     rr = n_reps * (n_reps - 1)
@@ -128,32 +133,47 @@ def _check_warmup(warmup):
     return check_positive_int(warmup, "warmup", minimum=0)
 
 
+def _label(spec):
+    return spec if isinstance(spec, str) else str(getattr(spec, "name", None) or type(spec).__name__)
+
+
+def _fresh(spec, tau=None):
+    """A new estimator for a specification string, or a copy of an estimator object (own state)."""
+    if isinstance(spec, str):
+        return build(spec if tau is None else _with_tau(spec, tau))
+    if not callable(spec):
+        raise ValueError(f"estimators: expected names or estimator objects, got {type(spec).__name__}")
+    return copy.deepcopy(spec)
+
+
 def _resolve(estimators, samples):
-    """(label, estimator object) pairs; explicit names must accept every S asked for."""
+    """(label, spec, estimator object) triples; explicit names must accept every S asked for."""
     explicit = estimators is not None
     specs = list(default_specs()) if estimators is None else list(estimators)
-    if isinstance(estimators, str):
+    if isinstance(estimators, str) or (estimators is not None and callable(estimators)):
         specs = [estimators]
     if not specs:
         raise ValueError("estimators: expected at least one estimator name")
     out = []
     for spec in specs:
-        est = build(spec)
-        if est.latent != "bernoulli":
-            raise ValueError(f"estimators: {spec!r} is for {est.latent} latents; the variance experiment "
+        est = _fresh(spec)
+        label = _label(spec)
+        if getattr(est, "latent", "bernoulli") != "bernoulli":
+            raise ValueError(f"estimators: {label!r} is for {est.latent} latents; the variance experiment "
                              f"uses the Bernoulli model")
-        too_few = [s for s in samples if s < est.min_samples]
+        too_few = [s for s in samples if s < getattr(est, "min_samples", 1)]
         if explicit and too_few:
-            raise ValueError(f"samples: estimator {spec!r} needs S >= {est.min_samples}, but the sample counts "
-                             f"include {', '.join(map(str, too_few))}; drop them or drop {spec!r}")
-        out.append((spec, est))
+            raise ValueError(f"samples: estimator {label!r} needs S >= {est.min_samples}, but the sample counts "
+                             f"include {', '.join(map(str, too_few))}; drop them or drop {label!r}")
+        out.append((label, spec, est))
     return out
 
 
 def _measure(spec, model, params, q_logits, x, n_samples, reps, seed, truth_q, truth_model, checkpoint, tau=None,
              model_grad=True, warmup=0):
-    est = build(spec if tau is None else _with_tau(spec, tau))
-    rng = spec_rng(seed, spec, n_samples, -1 if tau is None else int(round(tau * 1e6)), checkpoint or 0)
+    est = _fresh(spec, tau)
+    label = _label(spec)
+    rng = spec_rng(seed, label, n_samples, -1 if tau is None else int(round(tau * 1e6)), checkpoint or 0)
     if getattr(est, "stateful", False) and warmup:
         # a learned baseline/control is only fair once it has seen this q: learn, then freeze
         for _ in range(warmup):
@@ -169,9 +189,9 @@ def _measure(spec, model, params, q_logits, x, n_samples, reps, seed, truth_q, t
         m_stats = gradient_stats(_flat(g_params, lead=1), None if vimco_like else truth_model)
     else:
         m_stats = dict.fromkeys(q_stats, onp.nan)
-    per_sample = est.cost(model)
+    per_sample = est.cost(model) if hasattr(est, "cost") else est.evals_per_sample
     evals = per_sample if est.evals_per_sample is None else per_sample * n_samples
-    return {"checkpoint": checkpoint, "estimator": spec, "tau": tau if tau is not None else getattr(est, "tau", None),
+    return {"checkpoint": checkpoint, "estimator": label, "tau": tau if tau is not None else getattr(est, "tau", None),
             "S": n_samples, "reps": reps, "unbiased": bool(est.unbiased),
             "objective": getattr(est, "objective", "elbo"),
             "var_q": q_stats["var"], "var_model": m_stats["var"],
@@ -206,9 +226,11 @@ def variance(model, params, q_logits, x, estimators=None, samples=DEFAULT_SAMPLE
     q_logits : ndarray of shape (N, K)
         Logits of the mean-field q(z|x_n) (e.g. the amortized encoder's output).
     x : ndarray of shape (N, L), values in {0., 1.}
-    estimators : list of str, optional
+    estimators : list of str or estimator objects, optional
         Estimator specifications (``"arm"``, ``"rloo"``, ``"concrete:tau=0.5"``; see
-        :mod:`vi_lab.experiments.specs`). Default: every registered Bernoulli estimator plus
+        :mod:`vi_lab.experiments.specs`) or objects following the :mod:`vi_lab.estimators`
+        interface (your own estimator; each measurement uses a deep copy, labelled by its
+        ``name``). Default: every registered Bernoulli estimator plus
         ``rloo``; sample counts below an estimator's ``min_samples`` are then skipped, whereas
         an explicitly named estimator must accept every S (ValueError otherwise).
     samples : sequence of int, default (1, 3, 10, 30, 100)
@@ -255,11 +277,11 @@ def variance(model, params, q_logits, x, estimators=None, samples=DEFAULT_SAMPLE
     pairs = _resolve(estimators, samples)
     truth_params, truth_logits = exact.elbo_grad(model, params, q_logits, x)
     truth_q, truth_model = truth_logits.ravel(), _flat(truth_params)
-    jobs = [(spec, est, s) for spec, est in pairs for s in samples if s >= est.min_samples]
+    jobs = [(spec, est, s) for _, spec, est in pairs for s in samples if s >= getattr(est, "min_samples", 1)]
     rows = []
     with _progress(len(jobs), "variance", progress) as bar:
         for spec, est, s in jobs:
-            bar.set_postfix_str(f"{spec} S={s}")
+            bar.set_postfix_str(f"{_label(spec)} S={s}")
             rows.append(_measure(spec, model, params, q_logits, x, s, reps, seed, truth_q, truth_model, checkpoint,
                                  model_grad=model_grad, warmup=warmup))
             bar.update()
