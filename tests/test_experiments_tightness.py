@@ -1,0 +1,155 @@
+"""The tightness experiment: gaps add up, IWAE is ordered in k, everything reproducible."""
+import numpy as onp
+import pytest
+from autograd.scipy.special import logsumexp
+
+import vi_lab
+from vi_lab import exact, objectives
+from vi_lab.experiments import tightness, tightness_summary, iwae_curve, sleep_encoder, run_tightness
+from vi_lab.variational import log_prob, sample
+
+from conftest import random_params
+
+N_SE = 4.0
+KS = (1, 3, 10, 30)
+
+
+@pytest.fixture(scope="module")
+def problem():
+    model = vi_lab.BernoulliLVM(n_latent=3, n_obs=5, hidden=(6,))
+    params = random_params(model, 0)
+    _, x = model.sample(params, 12, rng=1)
+    rng = onp.random.default_rng(2)
+    return model, params, x, rng.normal(size=(12, 3)), rng.normal(size=(12, 3))
+
+
+@pytest.fixture(scope="module")
+def table(problem):
+    model, params, x, q_logits, ws_logits = problem
+    split = ["train"] * 8 + ["valid"] * 4
+    return tightness(model, params, x, q_logits, ws_logits, ks=KS, iwae_reps=20, split=split, rng=0)
+
+
+def test_gaps_add_up_to_the_exact_log_marginal(table, problem):
+    model, params, x, q_logits, _ = problem
+    log_px = table.column("log_px")
+    onp.testing.assert_allclose(log_px, exact.log_marginal(model, params, x), rtol=0, atol=1e-12)
+    onp.testing.assert_allclose(table.column("elbo_amortized"), exact.elbo(model, params, q_logits, x), atol=1e-12)
+    recon = table.column("elbo_amortized") + table.column("approximation_gap") + table.column("amortization_gap")
+    assert onp.max(onp.abs(log_px - recon)) < 1e-8
+    assert onp.all(table.column("approximation_gap") >= -1e-10)
+    assert onp.all(table.column("amortization_gap") >= 0)
+    onp.testing.assert_allclose(table.column("wake_sleep_gap"), log_px - table.column("elbo_wake_sleep"), atol=1e-12)
+
+
+def test_best_mean_field_elbo_beats_the_posterior_marginals_and_random_q(table, problem):
+    model, params, x, _, _ = problem
+    marg = onp.clip(exact.posterior_marginals(model, params, x), 1e-6, 1 - 1e-6)
+    candidates = [onp.log(marg) - onp.log1p(-marg)] + [onp.random.default_rng(s).normal(size=(12, 3)) * 3
+                                                        for s in range(5)]
+    for logits in candidates:
+        assert onp.all(table.column("elbo_local") >= exact.elbo(model, params, logits, x) - 1e-9)
+
+
+def _non_decreasing(curve_table, column="iwae"):
+    """Consecutive means may decrease by at most N_SE standard errors of their difference."""
+    values, ses = curve_table.column(column), curve_table.column(f"{column}_se")
+    diffs = onp.diff(values)
+    tol = N_SE * onp.hypot(ses[1:], ses[:-1])
+    return bool(onp.all(diffs >= -tol))
+
+
+def test_iwae_is_non_decreasing_in_k_and_below_log_px(table):
+    for split in ("train", "valid"):
+        curve = iwae_curve(table).where(split=split)
+        assert curve.column("k").tolist() == list(KS)
+        assert _non_decreasing(curve)
+        # IWAE_1 is an unbiased estimate of the ELBO; every IWAE_k is below log p(x) in expectation
+        first = curve.rows[0]
+        assert abs(first["iwae"] - first["elbo_amortized"]) < N_SE * first["iwae_se"]
+        assert onp.all(curve.column("iwae") <= curve.column("log_px") + N_SE * curve.column("iwae_se"))
+    # the gap to log p(x) closes visibly from k = 1 to k = 30 with this poor q
+    curve = iwae_curve(table).where(split="train")
+    assert curve.column("iwae")[-1] - curve.column("iwae")[0] > N_SE * onp.hypot(*curve.column("iwae_se")[[0, -1]])
+
+
+def test_the_monotonicity_check_rejects_a_wrong_bound(problem):
+    """log-MIN-exp of the weights instead of log-mean-exp decreases with k, and the same check catches it."""
+    from vi_lab.experiments import Table
+    model, params, x, q_logits, _ = problem
+    rng = onp.random.default_rng(5)
+    rows = []
+    for k in KS:
+        draws = []
+        for _ in range(6):
+            z = sample(q_logits, k, rng)
+            log_w = model.log_joint(params, x, z) - log_prob(q_logits, z)
+            draws.append(onp.min(log_w, axis=0))
+        draws = onp.array(draws)
+        rows.append({"k": k, "iwae": draws.mean(), "iwae_se": draws.mean(axis=1).std(ddof=1) / onp.sqrt(6)})
+    assert not _non_decreasing(Table(rows))
+
+
+def test_iwae_column_matches_the_objectives_module(problem):
+    model, params, x, q_logits, _ = problem
+    t = tightness(model, params, x, q_logits, ks=(10,), iwae_reps=2, rng=0, local_restarts=1)
+    from vi_lab.experiments.specs import spec_rng
+    rng = spec_rng(0, "iwae", 10)
+    expected = onp.mean([objectives.iwae(model, params, q_logits, x, 10, rng) for _ in range(2)], axis=0)
+    onp.testing.assert_allclose(t.column("iwae_10"), expected, rtol=1e-12)
+    assert onp.all(onp.isnan(t.column("elbo_wake_sleep")))
+
+
+def test_summary_means_match_the_columns(table):
+    summary = tightness_summary(table)
+    assert set(summary.unique("split")) == {"all", "train", "valid"}
+    row = summary.where(quantity="log_px", split="train").rows[0]
+    assert row["mean"] == pytest.approx(table.where(split="train").column("log_px").mean())
+    assert row["n"] == 8
+    gap = summary.where(quantity="approximation_gap", split="all").rows[0]
+    assert gap["se"] == pytest.approx(table.column("approximation_gap").std(ddof=1) / onp.sqrt(12))
+
+
+def test_same_seed_same_numbers(problem, table):
+    model, params, x, q_logits, ws_logits = problem
+    again = tightness(model, params, x, q_logits, ws_logits, ks=KS, iwae_reps=20, split=["train"] * 8 + ["valid"] * 4,
+                      rng=0)
+    assert again == table
+    other = tightness(model, params, x, q_logits, ws_logits, ks=KS, iwae_reps=6, rng=1)
+    assert not onp.array_equal(other.column("iwae_3"), table.column("iwae_3"))
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    (dict(q_logits=onp.zeros((12, 2))), "q_logits"),
+    (dict(iwae_reps=1), "iwae_reps"),
+    (dict(ks=(0,)), "ks"),
+    (dict(rng=-1), "rng"),
+])
+def test_bad_input(problem, kwargs, match):
+    model, params, x, q_logits, _ = problem
+    args = dict(q_logits=q_logits, iwae_reps=2, ks=(1,))
+    args.update(kwargs)
+    with pytest.raises(ValueError, match=match):
+        tightness(model, params, x, **args)
+
+
+def test_sleep_encoder_learns_the_posterior_of_dreamed_data(problem):
+    model, params, _, _, _ = problem
+    z, x = model.sample(params, 500, rng=9)
+
+    def mean_log_q(family, q_params):
+        return float(onp.mean(log_prob(family.logits(q_params, x, None), z)))
+
+    untrained = sleep_encoder(model, params, steps=1, rng=0)
+    trained = sleep_encoder(model, params, steps=300, rng=0)
+    assert mean_log_q(*trained) > mean_log_q(*untrained) + 0.1
+
+
+def test_run_tightness_end_to_end_is_reproducible():
+    kw = dict(latent=3, train_steps=5, ks=(1, 4), iwae_reps=2, sleep_steps=5, local_restarts=1, seed=0)
+    a, b = run_tightness(**kw), run_tightness(**kw)
+    assert set(a) == {"tightness", "tightness_summary", "iwae"}
+    assert len(a["tightness"]) == 180 and a["tightness"].unique("split") == ["train", "valid"]
+    for name in a:
+        assert a[name] == b[name]
+    assert set(a.params) == {"params", "q_params", "sleep_q_params"}

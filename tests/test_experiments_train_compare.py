@@ -1,0 +1,57 @@
+"""train-compare: every run starts from the same place, history and summary agree, reproducible."""
+import numpy as onp
+import pytest
+
+from vi_lab.experiments import train_compare
+
+KW = dict(latent=3, steps=20, record_every=10, n_samples=2, seed=0)
+
+
+@pytest.fixture(scope="module")
+def result():
+    return train_compare(estimators=["arm", "rloo"], methods=["exact_ml", "wake_sleep"], **KW)
+
+
+def test_history_has_one_curve_per_run_with_exact_log_px(result):
+    history = result["history"]
+    assert history.unique("method") == ["arm", "rloo", "exact_ml", "wake_sleep"]
+    for name in history.unique("method"):
+        rows = history.where(method=name)
+        assert rows.column("step").tolist() == [0, 10, 20]
+        assert onp.all(onp.isfinite(rows.column("log_px_valid")))
+        assert onp.all(onp.diff(rows.column("seconds")) >= 0)
+    # same initialization for every run: identical log p(x) at step 0
+    start = history.where(step=0).column("log_px_train")
+    assert onp.ptp(start) == 0.0
+
+
+def test_summary_matches_the_history(result):
+    summary, history = result["summary"], result["history"]
+    assert len(summary) == 4
+    valid = summary.column("final_log_px_valid")
+    assert onp.all(onp.diff(valid) <= 0)                     # sorted, best first
+    for row in summary:
+        curve = history.where(method=row["method"])
+        assert row["final_log_px_valid"] == curve.column("log_px_valid")[-1]
+        assert row["best_log_px_valid"] == curve.column("log_px_valid").max()
+    # exact maximum likelihood ascends log p(x) itself: it must improve on the initialization
+    ml = history.where(method="exact_ml").column("log_px_train")
+    assert ml[-1] > ml[0]
+    assert set(result.params["params"]) == {"arm", "rloo", "exact_ml", "wake_sleep"}
+
+
+def test_same_seed_same_numbers(result):
+    again = train_compare(estimators=["arm", "rloo"], methods=["exact_ml", "wake_sleep"], **KW)
+    for col in ("log_px_train", "log_px_valid", "elbo_train", "decoder_evals"):
+        onp.testing.assert_array_equal(again["history"].column(col), result["history"].column(col))
+
+
+def test_bad_input():
+    with pytest.raises(ValueError, match="'vimco' needs S >= 2"):
+        train_compare(estimators=["vimco"], methods=[], **{**KW, "n_samples": 1})
+    with pytest.raises(ValueError, match="unknown method 'sleep'"):
+        train_compare(estimators=[], methods=["sleep"], **KW)
+    with pytest.raises(ValueError, match="nothing to train"):
+        train_compare(estimators=[], methods=[], **KW)
+    with pytest.raises(ValueError, match="unknown estimator"):
+        train_compare(estimators=["armm"], methods=[], **KW)
