@@ -4,6 +4,7 @@ A specification is a registered name (``"arm"``), an alias (``"rloo"``), or a na
 options after a colon: ``"concrete:tau=0.5"``, ``"score_function:baseline=rloo,entropy=analytic"``.
 The specification string is also the label used in tables and figures.
 """
+import difflib
 import zlib
 
 import numpy as onp
@@ -62,9 +63,11 @@ def build(spec):
     try:
         return estimators.get(name, **options)
     except ValueError as exc:
-        known = sorted(set(estimators.names()) | set(ALIASES))
         if name not in estimators.names() and name not in ALIASES:
-            raise ValueError(f"estimators: unknown estimator {spec!r}; available: {', '.join(known)} "
+            known = sorted(set(estimators.names("bernoulli")) | set(ALIASES))
+            hint = difflib.get_close_matches(name, known, n=1)
+            did_you_mean = f"did you mean {hint[0]!r}? " if hint else ""
+            raise ValueError(f"estimators: unknown estimator {spec!r}; {did_you_mean}available: {', '.join(known)} "
                              f"(options as name:key=value)") from None
         raise ValueError(f"estimators: {spec!r}: {exc}") from None
 

@@ -121,7 +121,7 @@ def variance_at_equal_cost(table, checkpoint=None, block="q"):
     """
     table, checkpoint = _last_checkpoint(table, checkpoint)
     with style():
-        fig, ax = new_figure(1, 1, width=9.6)
+        fig, ax = new_figure(1, 1, width=11.0)
         for name in table.unique("estimator"):
             rows = table.where(estimator=name)
             v = rows.column(f"var_{block}_x_cost")
@@ -132,8 +132,8 @@ def variance_at_equal_cost(table, checkpoint=None, block="q"):
         ax.set_yscale("log")
         _value_ticks(ax, table.column("S"))
         ax.set_xlabel("samples per datapoint S")
-        ax.set_ylabel("variance × decoder evaluations")
-        ax.set_title(f"{_BLOCK_LABEL[block]} at equal cost")
+        ax.set_ylabel("variance × decoder evaluations [nats²]")
+        ax.set_title(f"{block}-gradient variance at equal cost")
         _legend(fig, ax)
     return fig
 
@@ -337,7 +337,7 @@ def variance_vs_checkpoint(table, n_samples=None, block="q"):
         n_samples = max(table.unique("S"))
     table = table.where(S=n_samples)
     with style():
-        fig, ax = new_figure(1, 1, width=9.6)
+        fig, ax = new_figure(1, 1, width=11.0)
         for name in table.unique("estimator"):
             rows = table.where(estimator=name)
             v = rows.column(f"var_{block}")
@@ -345,9 +345,12 @@ def variance_vs_checkpoint(table, n_samples=None, block="q"):
                 continue
             ax.plot(rows.column("checkpoint"), _positive(v), **line_for(name))
         ax.set_yscale("log")
+        steps = table.unique("checkpoint")
+        if len(steps) <= 8:
+            ax.set_xticks(steps, [str(s) for s in steps])
         ax.set_xlabel("training step of the measured model")
-        ax.set_ylabel("total variance [nats²]")
-        ax.set_title(f"{_BLOCK_LABEL[block]}, S = {n_samples}, as q sharpens")
+        ax.set_ylabel(f"total variance, S = {n_samples} [nats²]")
+        ax.set_title(f"{block}-gradient variance as q sharpens")
         _legend(fig, ax)
     return fig
 
