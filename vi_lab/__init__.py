@@ -7,5 +7,6 @@ from . import gaussian
 from . import exact, variational, data, nn
 from . import estimators, toy
 from . import objectives, optimizers, inference
+from . import experiments, plotting
 
 __all__ = ["BernoulliLVM", "GaussianLVM", "gaussian", "exact", "variational", "data", "nn", "estimators", "toy", "objectives", "optimizers", "inference", "__version__"]
