@@ -104,8 +104,11 @@ def test_getting_started_code_runs():
     text = (DOCS / "getting_started.md").read_text(encoding="utf-8")
     blocks = re.findall(r"```python\n(.*?)```", text, flags=re.DOTALL)
     assert blocks, "getting_started.md shows no Python"
+    namespace = {"__name__": "getting_started"}     # one interpreter session, block after block
     for block in blocks:
-        exec(compile(block, "getting_started.md", "exec"), {"__name__": "getting_started"})
+        exec(compile(block, "getting_started.md", "exec"), namespace)
+    history = namespace["history"]
+    assert history["log_px_train"][-1] > history["log_px_train"][0] + 1.0, "the example no longer learns"
 
 
 def test_math_guide_covers_every_registered_estimator():
