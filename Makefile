@@ -34,7 +34,7 @@ test: $(VENV)/.installed-dev
 
 ## docs: build the Sphinx site, warnings as errors
 docs: $(VENV)/.installed-dev
-	$(BIN)/sphinx-build -W --keep-going -b html docs docs/_build/html
+	$(BIN)/sphinx-build -E -W --keep-going -b html docs docs/_build/html
 
 ## notebooks: open JupyterLab on the notebooks folder
 notebooks: $(VENV)/.installed-notebooks
