@@ -50,3 +50,15 @@ def test_assert_passed_raises_with_the_findings():
     else:
         raise AssertionError("assert_passed did not raise")
     assert CheckResult("ex", True).assert_passed().passed
+
+
+def test_every_notebook_checker_is_exported_and_used_by_its_notebook():
+    import json
+    import pathlib
+    import vi_lab.exercises as ex
+    root = pathlib.Path(__file__).resolve().parents[1] / "notebooks"
+    for notebook, names in ex.CHECKERS.items():
+        source = "".join("".join(c["source"]) for c in json.loads((root / f"{notebook}.ipynb").read_text())["cells"])
+        for name in names:
+            assert callable(getattr(ex, name)) and name in ex.__all__
+            assert name in source, f"{notebook} does not use {name}"

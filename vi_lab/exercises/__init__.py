@@ -9,12 +9,27 @@ vi_lab computes by enumeration (or closed form / quadrature), and returns a
 
 One submodule per notebook; every checker is re-exported here.
 """
-from ._check import CheckResult, compare_arrays, compare_monte_carlo, run_student  # noqa: F401
-from .bernoulli_model import check_log_marginal, check_posterior_marginals, check_sample  # noqa: F401
-from .elbo import check_elbo, check_elbo_estimate, check_elbo_grad_logits  # noqa: F401
-from .amortized import check_encoder_logits, check_amortization_gap, check_encoder_grad  # noqa: F401
-from .wake_sleep import check_inclusive_kl, check_rws_wake_phi  # noqa: F401
-from .estimators import check_score_function, check_relaxed_sample, check_concrete_grad, check_leave_one_out, check_disarm  # noqa: F401
-from .tightness import check_iwae, check_gaps  # noqa: F401
+from . import amortized, bernoulli_model, elbo, estimators, tightness, wake_sleep
+from ._check import CheckResult, compare_arrays, compare_monte_carlo, run_student
+from .bernoulli_model import check_log_marginal, check_posterior_marginals, check_sample
+from .elbo import check_elbo, check_elbo_estimate, check_elbo_grad_logits
+from .amortized import check_encoder_logits, check_amortization_gap, check_encoder_grad
+from .wake_sleep import check_inclusive_kl, check_rws_wake_phi
+from .estimators import (check_score_function, check_relaxed_sample, check_concrete_grad,
+                         check_leave_one_out, check_disarm)
+from .tightness import check_iwae, check_gaps
 
-__all__ = ["CheckResult", "compare_arrays", "compare_monte_carlo", "run_student"]
+# Checkers by notebook, in the order the notebooks use them.
+CHECKERS = {
+    "01_bernoulli_latent_model": ["check_log_marginal", "check_posterior_marginals", "check_sample"],
+    "02_elbo_and_per_datapoint_vi": ["check_elbo", "check_elbo_estimate", "check_elbo_grad_logits"],
+    "03_amortized_vi": ["check_encoder_logits", "check_amortization_gap", "check_encoder_grad"],
+    "04_wake_sleep": ["check_inclusive_kl", "check_rws_wake_phi"],
+    "05_score_function_vs_reparametrization": ["check_score_function", "check_relaxed_sample",
+                                               "check_concrete_grad"],
+    "06_variance_reduction": ["check_leave_one_out", "check_disarm"],
+    "07_elbo_tightness": ["check_iwae", "check_gaps"],
+}
+
+__all__ = ["CheckResult", "compare_arrays", "compare_monte_carlo", "run_student", "CHECKERS"] + [
+    name for names in CHECKERS.values() for name in names]
