@@ -162,6 +162,21 @@ def _check_estimators(names, samples, option="--samples"):
                              f"{', '.join(map(str, low))}; drop {name!r} or use S >= {est.min_samples}")
 
 
+def _one_blas_thread():
+    """Limit BLAS to one thread while an experiment runs, if threadpoolctl is available.
+
+    The arrays here are small (at most a few thousand rows of width <= 64): a multi-threaded BLAS
+    spends more time synchronizing than computing, and on a shared 2-core machine the default
+    threading made the variance experiment three times slower (benchmarks/bench_experiments.py).
+    """
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:                      # optional: without it BLAS keeps its default threads
+        from contextlib import nullcontext
+        return nullcontext()
+    return threadpool_limits(limits=1, user_api="blas")
+
+
 def _prepare_out(args):
     from .results import check_writable_dir
     try:
@@ -197,11 +212,12 @@ def run_variance_cmd(args):
             raise UsageError(f"--taus: expected temperatures > 0, got {tau}")
     _check_estimators(args.estimators, args.samples)
     _prepare_out(args)
-    res = run_variance(latent=args.latent, data=args.data, hidden=tuple(args.hidden), n_data=args.n_data,
-                       estimators=args.estimators, samples=args.samples, reps=args.reps,
-                       checkpoints=args.checkpoints, taus=args.taus, tau_samples=args.tau_samples,
-                       warmup=args.warmup, model_grad=not args.no_model_grad, seed=args.seed,
-                       progress=not args.quiet)
+    with _one_blas_thread():
+        res = run_variance(latent=args.latent, data=args.data, hidden=tuple(args.hidden), n_data=args.n_data,
+                           estimators=args.estimators, samples=args.samples, reps=args.reps,
+                           checkpoints=args.checkpoints, taus=args.taus, tau_samples=args.tau_samples,
+                           warmup=args.warmup, model_grad=not args.no_model_grad, seed=args.seed,
+                           progress=not args.quiet)
     table = res["variance"]
     for step in table.unique("checkpoint"):
         sub = table.where(checkpoint=step)
@@ -227,10 +243,11 @@ def run_train_compare_cmd(args):
     _check_estimators(args.estimators, [args.samples])
     _prepare_out(args)
     try:
-        res = train_compare(latent=args.latent, data=args.data, hidden=tuple(args.hidden), estimators=args.estimators,
-                            methods=args.methods, steps=args.steps, n_samples=args.samples,
-                            learning_rate=args.learning_rate, batch_size=args.batch_size,
-                            record_every=args.record_every, seed=args.seed, progress=not args.quiet)
+        with _one_blas_thread():
+            res = train_compare(latent=args.latent, data=args.data, hidden=tuple(args.hidden),
+                                estimators=args.estimators, methods=args.methods, steps=args.steps,
+                                n_samples=args.samples, learning_rate=args.learning_rate, batch_size=args.batch_size,
+                                record_every=args.record_every, seed=args.seed, progress=not args.quiet)
     except ValueError as exc:
         if str(exc).startswith("methods:"):
             raise _usage("--methods", exc) from None
@@ -263,9 +280,10 @@ def run_tightness_cmd(args):
     _check_positive("--iwae-reps", args.iwae_reps, 2)
     _check_positive("--sleep-steps", args.sleep_steps, 0)
     _prepare_out(args)
-    res = run_tightness(latent=args.latent, data=args.data, hidden=tuple(args.hidden), train_steps=args.train_steps,
-                        ks=args.ks, iwae_reps=args.iwae_reps, sleep_steps=args.sleep_steps, seed=args.seed,
-                        progress=not args.quiet)
+    with _one_blas_thread():
+        res = run_tightness(latent=args.latent, data=args.data, hidden=tuple(args.hidden),
+                            train_steps=args.train_steps, ks=args.ks, iwae_reps=args.iwae_reps,
+                            sleep_steps=args.sleep_steps, seed=args.seed, progress=not args.quiet)
     print(_pivot(res["tightness_summary"]))
     return _finish(args, res, started)
 
@@ -281,9 +299,10 @@ def run_compare_cmd(args):
     _check_positive("--sleep-steps", args.sleep_steps, 0)
     _check_estimators(args.estimators, args.samples)
     _prepare_out(args)
-    res = compare(seed=args.seed, samples=args.samples, reps=args.reps, estimators=args.estimators,
-                  train_steps=args.train_steps, ks=args.ks, iwae_reps=args.iwae_reps, sleep_steps=args.sleep_steps,
-                  progress=not args.quiet)
+    with _one_blas_thread():
+        res = compare(seed=args.seed, samples=args.samples, reps=args.reps, estimators=args.estimators,
+                      train_steps=args.train_steps, ks=args.ks, iwae_reps=args.iwae_reps,
+                      sleep_steps=args.sleep_steps, progress=not args.quiet)
     print("vi-lab compare: K = 8 binary latents, 4x4 bars-and-stripes (120 training, 60 held-out images)\n")
     print(res["summary"])
     print()
