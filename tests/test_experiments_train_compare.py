@@ -28,8 +28,8 @@ def test_history_has_one_curve_per_run_with_exact_log_px(result):
 def test_summary_matches_the_history(result):
     summary, history = result["summary"], result["history"]
     assert len(summary) == 4
-    valid = summary.column("final_log_px_valid")
-    assert onp.all(onp.diff(valid) <= 0)                     # sorted, best first
+    train = summary.column("final_log_px_train")
+    assert onp.all(onp.diff(train) <= 0)                     # sorted, best first
     for row in summary:
         curve = history.where(method=row["method"])
         assert row["final_log_px_valid"] == curve.column("log_px_valid")[-1]

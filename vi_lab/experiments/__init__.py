@@ -1,30 +1,36 @@
 """The experiments: gradient variance, bound tightness, training comparisons.
 
-Each experiment is a Python function that returns a tidy :class:`Table` and a ``vi-lab``
-subcommand (:mod:`vi_lab.experiments.cli`) that runs it, prints the table and writes a run
-directory (:class:`RunWriter`) with tables, figures, configuration and model parameters.
+Each experiment is a Python function that returns a tidy :class:`Table` (or, for the whole
+runs behind the ``vi-lab`` subcommands, a :class:`Results` mapping names to tables, whose
+``save(out)`` writes a run directory: tables as CSV and JSON, figures as PNG and PDF,
+``config.json`` and the model parameters, every file written atomically).
 
-- :func:`variance`, :func:`tau_sweep`: variance, bias, MSE, SNR and cost of gradient estimators.
-- :func:`tightness`, :func:`tightness_summary`, :func:`iwae_curve`: log p(x), ELBOs, gaps, IWAE.
-- :func:`train_compare`: learning curves of estimators and reference methods, same budget.
-- :func:`compare`: the main job (small variance + tightness on the embedded default data).
-- :func:`train_checkpoints`, :func:`load_data`: the default problems.
+Measurements on a model you already have:
 
-Computation only: figures are in :mod:`vi_lab.plotting`, which these modules never import.
+- :func:`variance`, :func:`tau_sweep`: variance, bias, MSE, SNR and cost of gradient
+  estimators against the exact gradient; :func:`gradient_stats` for your own estimates.
+- :func:`tightness` (+ :func:`tightness_summary`, :func:`iwae_curve`): log p(x), the ELBOs of
+  the amortized, best mean-field and sleep-phase q, their gaps, IWAE bounds.
+
+Whole runs on the default problems (what the subcommands run):
+
+- :func:`run_variance` (``vi-lab variance``), :func:`run_tightness` (``vi-lab tightness``),
+  :func:`train_compare` (``vi-lab train-compare``), :func:`compare` (``vi-lab compare``, the
+  main job).
+- :func:`load_data`, :func:`make_model`, :func:`train_checkpoints`: the problems themselves.
+
+Computation only: the figures are drawn by :mod:`vi_lab.plotting`, which these modules never import.
 """
 from .table import Table
-from .results import RunWriter, read_table, read_config, load_params, save_params
+from .results import Results, RunWriter, read_table, read_config, load_params, save_params
 from .specs import ALIASES, default_specs
 from .problem import Problem, load_data, make_model, train_checkpoints
 from .variance import variance, tau_sweep, gradient_stats
 from .tightness import tightness, tightness_summary, iwae_curve, sleep_encoder
-
-__all__ = ["Table", "RunWriter", "read_table", "read_config", "load_params", "save_params", "ALIASES",
-           "default_specs", "Problem", "load_data", "make_model", "train_checkpoints", "variance", "tau_sweep",
-           "gradient_stats", "tightness", "tightness_summary", "iwae_curve", "sleep_encoder"]
-from .results import Results
 from .compare import run_variance, run_tightness, compare, variance_summary
 from .train_compare import train_compare, REFERENCE_METHODS
 
-__all__ += ["Results", "run_variance", "run_tightness", "compare", "variance_summary", "train_compare",
-            "REFERENCE_METHODS"]
+__all__ = ["Table", "Results", "RunWriter", "read_table", "read_config", "load_params", "save_params", "ALIASES",
+           "default_specs", "Problem", "load_data", "make_model", "train_checkpoints", "variance", "tau_sweep",
+           "gradient_stats", "tightness", "tightness_summary", "iwae_curve", "sleep_encoder", "run_variance",
+           "run_tightness", "compare", "variance_summary", "train_compare", "REFERENCE_METHODS"]

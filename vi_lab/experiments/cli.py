@@ -305,6 +305,8 @@ def run_compare_cmd(args):
                       sleep_steps=args.sleep_steps, progress=not args.quiet)
     print("vi-lab compare: K = 8 binary latents, 4x4 bars-and-stripes (120 training, 60 held-out images)\n")
     print(res["summary"])
-    print()
+    print("  var_q: total variance of the q-gradient; var_q_x_cost: the same times decoder evaluations "
+          "(lower is better at equal compute);\n  bias2_q: squared bias against the exact gradient "
+          "(unbiased estimators: within a few bias2_q_se of 0); snr_q_global: ||mean|| / sqrt(var_q).\n")
     print(_pivot(res["tightness_summary"]))
     return _finish(args, res, started)

@@ -83,7 +83,8 @@ def train_compare(latent=8, data="bars", hidden=(32,), estimators=None, methods=
         Tables ``history`` (long form: ``method, step, seconds, decoder_evals, log_px_train,
         log_px_valid, elbo_train, objective``; seconds are training wall time, excluding the
         exact evaluation) and ``summary`` (per method: final and best held-out log p(x),
-        seconds, decoder evaluations), sorted by final held-out log p(x). ``params`` holds the
+        seconds, decoder evaluations), sorted by final training log p(x) (how well each
+        method optimizes; the held-out columns show how much of that generalizes). ``params`` holds the
         final model parameters of every run, keyed by run label.
 
     Notes
@@ -123,7 +124,7 @@ def train_compare(latent=8, data="bars", hidden=(32,), estimators=None, methods=
                         "best_step": int(h["step"][int(onp.argmax(valid))]), "seconds": float(h["wall_time"][-1]),
                         "decoder_evals": int(h["decoder_evals"][-1])})
         final_params[label] = result.params
-    summary.sort(key=lambda r: -r["final_log_px_valid"])
+    summary.sort(key=lambda r: -r["final_log_px_train"])
     config = {"experiment": "train_compare", "latent": latent, "data": data, "hidden": list(hidden),
               "estimators": None if estimators is None else list(estimators),
               "methods": list(REFERENCE_METHODS if methods is None else methods), "steps": steps,
@@ -131,7 +132,7 @@ def train_compare(latent=8, data="bars", hidden=(32,), estimators=None, methods=
               "record_every": record_every, "seed": seed, "runs": [r[0] for r in runs]}
     tables = {"history": Table(rows, ["method"] + [c for c, _ in _HISTORY],
                                title="Training histories (exact mean log p(x) [nats])"),
-              "summary": Table(summary, title=f"After {steps} steps, S = {n_samples} (sorted by held-out log p(x))")}
+              "summary": Table(summary, title=f"After {steps} steps, S = {n_samples} (sorted by training log p(x))")}
     # one file, one group per run: load_params(path)["arm"] is the model ARM trained
     params = {"params": final_params}
     return Results("train_compare", config, tables, params, model)

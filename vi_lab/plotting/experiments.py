@@ -21,13 +21,21 @@ def _last_checkpoint(table, checkpoint):
     return table.where(checkpoint=checkpoint), checkpoint
 
 
-def _legend(fig, axes, ncol=None):
+def _legend(fig, axes, by_last_value=False):
+    """One figure legend right of the panels; optionally ordered like the lines' right ends (top first)."""
     handles, labels = [], []
     for ax in onp.atleast_1d(axes):
         for h, l in zip(*ax.get_legend_handles_labels()):
             if l not in labels:
                 handles.append(h)
                 labels.append(l)
+    if by_last_value:
+        def last(h):
+            y = onp.asarray(h.get_ydata(), dtype=float) if hasattr(h, "get_ydata") else onp.array([onp.nan])
+            y = y[onp.isfinite(y)]
+            return -y[-1] if y.size else onp.inf
+        order = sorted(range(len(handles)), key=lambda i: last(handles[i]))
+        handles, labels = [handles[i] for i in order], [labels[i] for i in order]
     if handles:
         fig.legend(handles, labels, loc="outside right upper")
 
@@ -43,6 +51,14 @@ def _value_ticks(ax, values, axis="x"):
         ax.xaxis.set_minor_locator(_null_locator())
     else:
         ax.set_yticks(values, labels)
+
+
+def _tidy_log_y(ax):
+    """Label only the decades when at least two are visible (minor labels like 3x10^1 clutter a slide)."""
+    from matplotlib.ticker import NullFormatter
+    lo, hi = ax.get_ylim()
+    if lo > 0 and onp.floor(onp.log10(hi)) - onp.ceil(onp.log10(lo)) >= 1:
+        ax.yaxis.set_minor_formatter(NullFormatter())
 
 
 def _null_locator():
@@ -101,6 +117,7 @@ def variance_vs_samples(table, checkpoint=None, blocks=("q", "model")):
             ax.set_xscale("log")
             ax.set_yscale("log")
             _value_ticks(ax, s_all)
+            _tidy_log_y(ax)
             ax.set_xlabel("samples per datapoint S")
             ax.set_ylabel("total variance [nats²]")
             ax.set_title(_BLOCK_LABEL[block])
@@ -109,7 +126,7 @@ def variance_vs_samples(table, checkpoint=None, blocks=("q", "model")):
                         color="0.3")
         if checkpoint is not None:
             fig.suptitle(f"Gradient variance vs samples (model after {checkpoint} training steps)")
-        _legend(fig, axes)
+        _legend(fig, axes, by_last_value=True)
     return fig
 
 
@@ -131,10 +148,11 @@ def variance_at_equal_cost(table, checkpoint=None, block="q"):
         ax.set_xscale("log")
         ax.set_yscale("log")
         _value_ticks(ax, table.column("S"))
+        _tidy_log_y(ax)
         ax.set_xlabel("samples per datapoint S")
         ax.set_ylabel("variance × decoder evaluations [nats²]")
         ax.set_title(f"{block}-gradient variance at equal cost")
-        _legend(fig, ax)
+        _legend(fig, ax, by_last_value=True)
     return fig
 
 
@@ -153,7 +171,7 @@ def bias_variance_vs_tau(table):
     high temperature: smooth and quiet but biased. Error bars are one standard error.
     """
     with style():
-        fig, axes = new_figure(1, 3, width=19.6, height=5.2)
+        fig, axes = new_figure(1, 3, width=17.0, height=5.2)
         panels = [("bias2_q", "squared bias", "bias2_q_se"), ("var_q", "total variance", None),
                   ("mse_q", "mean squared error", "mse_q_se")]
         for ax, (col, label, se) in zip(axes, panels):
@@ -165,11 +183,12 @@ def bias_variance_vs_tau(table):
             ax.set_xscale("log")
             ax.set_yscale("log")
             _value_ticks(ax, table.column("tau"))
+            _tidy_log_y(ax)
             ax.set_xlabel("temperature τ")
-            ax.set_ylabel(label)
-            ax.set_title(f"{label} (q-gradient)")
+            ax.set_ylabel(f"{label} [nats²]")
+            ax.set_title(label)
         s = table.unique("S")
-        fig.suptitle(f"Bias-variance trade-off of the relaxed estimators (S = {', '.join(map(str, s))})")
+        fig.suptitle(f"Relaxed estimators: bias-variance trade-off of the q-gradient (S = {', '.join(map(str, s))})")
         _legend(fig, axes)
     return fig
 
@@ -351,7 +370,7 @@ def variance_vs_checkpoint(table, n_samples=None, block="q"):
         ax.set_xlabel("training step of the measured model")
         ax.set_ylabel(f"total variance, S = {n_samples} [nats²]")
         ax.set_title(f"{block}-gradient variance as q sharpens")
-        _legend(fig, ax)
+        _legend(fig, ax, by_last_value=True)
     return fig
 
 
