@@ -1,7 +1,6 @@
 """The tightness experiment: gaps add up, IWAE is ordered in k, everything reproducible."""
 import numpy as onp
 import pytest
-from autograd.scipy.special import logsumexp
 
 import vi_lab
 from vi_lab import exact, objectives
