@@ -169,17 +169,31 @@ def _resolve(estimators, samples):
     return out
 
 
+#: Samples per call while a stateful estimator learns its baseline (its state does not depend on S).
+_WARMUP_SAMPLES = 10
+
+
+def _warm(spec, model, params, q_logits, x, warmup, seed, checkpoint):
+    """A stateful estimator that has learned its baseline/control at this q for ``warmup`` calls, then frozen.
+
+    A learned baseline is only fair once it has seen the q it is measured at, as late in a training
+    run. NVIL's baseline and RELAX's control do not depend on S, so one warm-up serves every S.
+    """
+    est = _fresh(spec)
+    rng = spec_rng(seed, _label(spec), "warmup", checkpoint or 0)
+    n_samples = max(_WARMUP_SAMPLES, getattr(est, "min_samples", 1))
+    for _ in range(warmup):
+        est(model, params, q_logits, x, n_samples, rng, params_grad=False)
+    if hasattr(est, "learn"):
+        est.learn = False
+    return est
+
+
 def _measure(spec, model, params, q_logits, x, n_samples, reps, seed, truth_q, truth_model, checkpoint, tau=None,
-             model_grad=True, warmup=0):
-    est = _fresh(spec, tau)
+             model_grad=True, est=None):
+    est = _fresh(spec, tau) if est is None else copy.deepcopy(est)
     label = _label(spec)
     rng = spec_rng(seed, label, n_samples, -1 if tau is None else int(round(tau * 1e6)), checkpoint or 0)
-    if getattr(est, "stateful", False) and warmup:
-        # a learned baseline/control is only fair once it has seen this q: learn, then freeze
-        for _ in range(warmup):
-            est(model, params, q_logits, x, n_samples, rng, params_grad=False)
-        if hasattr(est, "learn"):
-            est.learn = False
     start = time.perf_counter()
     g_params, g_logits = est(model, params, q_logits, x, n_samples, rng, n_reps=reps, params_grad=model_grad)
     seconds = (time.perf_counter() - start) / reps
@@ -246,8 +260,8 @@ def variance(model, params, q_logits, x, estimators=None, samples=DEFAULT_SAMPLE
         Also measure the model gradient (one reverse pass per replicate; False is faster).
     warmup : int, default 50
         Stateful estimators (nvil, relax) first learn their baseline or control variate for this
-        many calls at this q and S, then are frozen (``learn = False``) while measured: the
-        variance of a trained, fixed baseline, as it is late in a training run.
+        many calls (10 samples each) at this q, then are frozen (``learn = False``) and measured,
+        a copy per S: the variance of a trained, fixed baseline, as late in a training run.
     progress : bool, default False
         Show a progress bar.
 
@@ -278,12 +292,16 @@ def variance(model, params, q_logits, x, estimators=None, samples=DEFAULT_SAMPLE
     truth_params, truth_logits = exact.elbo_grad(model, params, q_logits, x)
     truth_q, truth_model = truth_logits.ravel(), _flat(truth_params)
     jobs = [(spec, est, s) for _, spec, est in pairs for s in samples if s >= getattr(est, "min_samples", 1)]
+    warmed = {}
     rows = []
     with _progress(len(jobs), "variance", progress) as bar:
         for spec, est, s in jobs:
-            bar.set_postfix_str(f"{_label(spec)} S={s}")
+            label = _label(spec)
+            bar.set_postfix_str(f"{label} S={s}")
+            if getattr(est, "stateful", False) and warmup and label not in warmed:
+                warmed[label] = _warm(spec, model, params, q_logits, x, warmup, seed, checkpoint)
             rows.append(_measure(spec, model, params, q_logits, x, s, reps, seed, truth_q, truth_model, checkpoint,
-                                 model_grad=model_grad, warmup=warmup))
+                                 model_grad=model_grad, est=warmed.get(label)))
             bar.update()
     return Table(rows, COLUMNS, title="Gradient estimator variance (sum_n ELBO_n)")
 
