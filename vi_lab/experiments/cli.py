@@ -198,6 +198,7 @@ _VARIANCE_COLUMNS = ["estimator", "S", "var_q", "var_model", "bias2_q", "bias2_q
 
 
 def run_variance_cmd(args):
+    """``vi-lab variance``: check the options, run :func:`~vi_lab.experiments.run_variance`, print, save."""
     from .compare import run_variance
     started = time.perf_counter()
     _check_latent(args.latent)
@@ -230,6 +231,7 @@ def run_variance_cmd(args):
 
 
 def run_train_compare_cmd(args):
+    """``vi-lab train-compare``: check, run :func:`~vi_lab.experiments.train_compare`, print, save."""
     from .train_compare import train_compare
     started = time.perf_counter()
     _check_latent(args.latent)
@@ -272,6 +274,7 @@ def _pivot(summary):
 
 
 def run_tightness_cmd(args):
+    """``vi-lab tightness``: check, run :func:`~vi_lab.experiments.run_tightness`, print, save."""
     from .compare import run_tightness
     started = time.perf_counter()
     _check_latent(args.latent)
@@ -289,6 +292,7 @@ def run_tightness_cmd(args):
 
 
 def run_compare_cmd(args):
+    """``vi-lab compare`` (the main job): check, run :func:`~vi_lab.experiments.compare`, print, save."""
     from .compare import compare
     started = time.perf_counter()
     _check_positive("--samples", args.samples)

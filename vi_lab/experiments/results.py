@@ -177,9 +177,12 @@ class RunWriter:
 
     def _remove_previous_run(self):
         try:
-            previous = read_config(self.out).get("files", [])
+            record = read_config(self.out)
         except (OSError, ValueError):
             return
+        if not isinstance(record, dict) or "vi_lab" not in record.get("versions", {}):
+            return                      # not a directory written by vi_lab: touch nothing
+        previous = record.get("files", [])
         for filename in previous:
             # only plain names written by a previous RunWriter, never anything outside the directory
             if os.path.basename(filename) == filename and os.path.isfile(self.path(filename)):
