@@ -295,8 +295,8 @@ def tightness_gaps(table, max_points=40):
         ax.set_title("per datapoint, VI encoder")
         ax.grid(axis="x", visible=False)
         handles, labels = ax.get_legend_handles_labels()
-        fig.legend(handles[:2], labels[:2], loc="outside right upper")
-        fig.suptitle("log p(x) − ELBO = approximation gap (mean-field family) + amortization gap (shared encoder)")
+        ax.legend(handles[:2], labels[:2], loc="upper left")
+        fig.suptitle("log p(x) − ELBO = approximation gap + amortization gap")
         if has_ws:
             axes[0].set_xlabel("VI: ELBO-trained encoder\nWS: sleep-phase encoder", fontsize=12, color="0.3")
     return fig
