@@ -21,9 +21,9 @@ $(VENV)/.installed-notebooks: setup.cfg pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --quiet -e '.[notebooks]'
 	touch $@
 
-## demo: install into .venv and run the main job on the embedded default data
+## demo: install into .venv and run the main job (vi-lab compare) on the embedded default data
 demo: $(VENV)/.installed
-	$(BIN)/vi-lab exact
+	$(BIN)/vi-lab compare
 
 ## test: install with the dev extras and run every test, notebooks included
 # One BLAS thread per worker: two workers on two cores, each with its own thread pool,
@@ -40,9 +40,11 @@ docs: $(VENV)/.installed-dev
 notebooks: $(VENV)/.installed-notebooks
 	$(BIN)/jupyter lab notebooks
 
-## benchmark: time exact inference and the estimators
+## benchmark: time exact inference, the estimators and the experiments (prints ratios, asserts nothing)
 benchmark: $(VENV)/.installed
 	$(BIN)/python benchmarks/bench_exact.py
+	$(BIN)/python benchmarks/bench_estimators.py
+	$(BIN)/python benchmarks/bench_experiments.py
 
 clean:
 	rm -rf $(VENV) docs/_build results .pytest_cache

@@ -3,10 +3,10 @@ __version__ = "0.1.0"
 
 from .model import BernoulliLVM
 from .gaussian import GaussianLVM
-from . import gaussian
-from . import exact, variational, data, nn
+from . import data, exact, gaussian, nn, variational
 from . import estimators, toy
-from . import objectives, optimizers, inference
-from . import experiments, plotting
+from . import inference, objectives, optimizers
+from . import exercises, experiments, plotting
 
-__all__ = ["BernoulliLVM", "GaussianLVM", "gaussian", "exact", "variational", "data", "nn", "estimators", "toy", "objectives", "optimizers", "inference", "__version__"]
+__all__ = ["BernoulliLVM", "GaussianLVM", "data", "exact", "gaussian", "nn", "variational", "estimators", "toy",
+           "inference", "objectives", "optimizers", "exercises", "experiments", "plotting", "__version__"]

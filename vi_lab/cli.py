@@ -5,6 +5,7 @@ and prints a table. User mistakes (bad names, impossible sizes, unwritable paths
 become one line on stderr and exit status 2, never a traceback.
 """
 import argparse
+import os
 import sys
 import time
 
@@ -111,6 +112,10 @@ def main(argv=None):
         return 2
     try:
         return args.func(args) or 0
+    except BrokenPipeError:
+        # the reader (e.g. `| head`) went away: not an error of ours; silence the flush at exit
+        sys.stdout = open(os.devnull, "w")
+        return 0
     except (ValueError, ImportError, OSError) as exc:
         print(f"vi-lab {args.command}: error: {exc}", file=sys.stderr)
         return 2

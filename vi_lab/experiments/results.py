@@ -15,41 +15,13 @@ import json
 import os
 import platform
 import tempfile
-from contextlib import contextmanager
 
 import numpy as onp
 
+from .._io import atomic_path, load_params, save_params, write_text
+
 __all__ = ["Results", "RunWriter", "write_text", "atomic_path", "check_writable_dir", "save_params", "load_params",
            "read_table", "read_config"]
-
-
-@contextmanager
-def atomic_path(path):
-    """Yield a temporary path next to ``path``; move it onto ``path`` only if the block succeeds.
-
-    The temporary name keeps the extension of ``path`` so that writers that infer the format
-    from the name (matplotlib) still work.
-    """
-    path = os.fspath(path)
-    directory, base = os.path.split(os.path.abspath(path))
-    root, ext = os.path.splitext(base)
-    fd, tmp = tempfile.mkstemp(prefix=f".{root}.", suffix=f".tmp{ext}", dir=directory)
-    os.close(fd)
-    try:
-        yield tmp
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-
-
-def write_text(path, text):
-    """Write ``text`` (UTF-8) to ``path`` atomically."""
-    with atomic_path(path) as tmp:
-        with open(tmp, "w", encoding="utf-8") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
 
 
 def check_writable_dir(path, name="out"):
@@ -73,39 +45,6 @@ def check_writable_dir(path, name="out"):
         raise ValueError(f"{name}: cannot write results to {path!r} ({exc.strerror or exc}); "
                          f"choose a writable directory") from None
     return path
-
-
-def _flatten_params(params, prefix=""):
-    flat = {}
-    if isinstance(params, dict):
-        for key, value in params.items():
-            flat.update(_flatten_params(value, f"{prefix}{key}/"))
-    elif isinstance(params, (list, tuple)):
-        for i, value in enumerate(params):
-            flat.update(_flatten_params(value, f"{prefix}{i}/"))
-    else:
-        flat[prefix.rstrip("/")] = onp.asarray(params)
-    return flat
-
-
-def save_params(path, params):
-    """Save a nested dict of arrays to ``.npz`` atomically, keys joined by "/" (e.g. ``decoder/W0``)."""
-    with atomic_path(path) as tmp:
-        with open(tmp, "wb") as fh:
-            onp.savez(fh, **_flatten_params(params))
-
-
-def load_params(path):
-    """Inverse of :func:`save_params` for nested dicts: returns ``{"prior_logits": ..., "decoder": {...}}``."""
-    out = {}
-    with onp.load(path) as data:
-        for key in data.files:
-            node = out
-            *parents, leaf = key.split("/")
-            for p in parents:
-                node = node.setdefault(p, {})
-            node[leaf] = data[key]
-    return out
 
 
 def read_table(path):

@@ -12,7 +12,7 @@ import numbers
 
 import numpy as onp
 
-from .results import write_text
+from .._io import write_text
 
 __all__ = ["Table"]
 

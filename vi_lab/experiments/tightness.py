@@ -56,7 +56,7 @@ def sleep_encoder(model, params, steps=2000, n_sleep=100, learning_rate=0.01, hi
     (:func:`vi_lab.inference.sleep_gradient`), which minimizes E_{p_theta(x)} KL(p(z|x) || q(z|x)),
     the reverse of the KL the ELBO minimizes.
     """
-    from tqdm.auto import tqdm
+    from tqdm import tqdm
     from ..inference import sleep_gradient
     from ..optimizers import Adam
     from ..variational import Encoder

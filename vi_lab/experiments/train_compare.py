@@ -93,7 +93,7 @@ def train_compare(latent=8, data="bars", hidden=(32,), estimators=None, methods=
     the cost differences: ARM/DisARM evaluate the decoder twice per sample, REBAR/RELAX three
     times, exact methods 2**K times.
     """
-    from tqdm.auto import tqdm
+    from tqdm import tqdm
     from ..inference import fit
 
     seed = as_seed(seed)

@@ -224,7 +224,7 @@ def _with_tau(spec, tau):
 
 
 def _progress(total, desc, progress):
-    from tqdm.auto import tqdm
+    from tqdm import tqdm
     return tqdm(total=total, desc=desc, disable=not progress, leave=False, dynamic_ncols=True)
 
 

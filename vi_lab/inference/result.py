@@ -15,36 +15,12 @@ import os
 
 import numpy as onp
 
+from .._io import atomic_path, flatten_params, unflatten_params, write_text
+
 __all__ = ["FitResult", "load", "flatten_params", "unflatten_params"]
 
 _FORMAT = "vi_lab.inference.FitResult"
 _FORMAT_VERSION = 1
-
-
-def flatten_params(params, prefix=""):
-    """Nested dict of arrays -> flat dict with "/"-joined keys, e.g. ``{"decoder/W0": ...}``."""
-    flat = {}
-    for key, value in params.items():
-        if "/" in str(key):
-            raise ValueError(f"params: key {key!r} contains '/', which is reserved as the path separator")
-        path = f"{prefix}{key}"
-        if isinstance(value, dict):
-            flat.update(flatten_params(value, path + "/"))
-        else:
-            flat[path] = onp.asarray(value)
-    return flat
-
-
-def unflatten_params(flat):
-    """Inverse of :func:`flatten_params`."""
-    out = {}
-    for path, value in flat.items():
-        node = out
-        *parents, leaf = path.split("/")
-        for part in parents:
-            node = node.setdefault(part, {})
-        node[leaf] = onp.array(value)
-    return out
 
 
 def _stem(path):
@@ -148,9 +124,10 @@ class FitResult:
             "history": {key: onp.asarray(values).tolist() for key, values in self.history.items()},
         }
         npz_path, json_path = stem + ".npz", stem + ".json"
-        onp.savez(npz_path, **arrays)
-        with open(json_path, "w") as fh:
-            json.dump(meta, fh, indent=1)
+        with atomic_path(npz_path) as tmp:
+            with open(tmp, "wb") as fh:
+                onp.savez(fh, **arrays)
+        write_text(json_path, json.dumps(meta, indent=1))
         return npz_path, json_path
 
     @classmethod
