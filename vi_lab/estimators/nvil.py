@@ -6,15 +6,14 @@ import autograd.numpy as np
 import numpy as onp
 from autograd.tracer import getval
 
-from .._tree import tree_map
 from .._validation import check_rng
+from ..optimizers import Adam
 from ..nn import init_mlp, mlp
 from .base import Estimator, bernoulli_from_uniform, score_grad, uniform_open, _grad_neg_kl
 
 __all__ = ["NVIL"]
 
 _ENTROPY = ("sampled", "analytic")
-_ADAM = (0.9, 0.999, 1e-8)
 
 
 def _baseline_loss(net, x, target):
@@ -125,7 +124,7 @@ class NVIL(Estimator):
         st = self.state
         if st["net"] is None:
             st["net"] = init_mlp((n_obs, self.hidden, 1), self.seed, scale=0.1)
-            st["adam"] = (tree_map(onp.zeros_like, st["net"]), tree_map(onp.zeros_like, st["net"]))
+            st["adam"] = Adam(self.learning_rate).init(st["net"])
         elif st["net"]["W0"].shape[0] != n_obs:
             raise ValueError(f"x: this NVIL baseline was trained on L = {st['net']['W0'].shape[0]} observed "
                              f"variables, got L = {n_obs}; call est.reset() or use a new estimator")
@@ -167,15 +166,9 @@ class NVIL(Estimator):
         st["mean"] = a * st["mean"] + (1 - a) * float(residual.mean())
         st["var"] = a * st["var"] + (1 - a) * float(residual.var())
         grad = _grad_baseline_loss(st["net"], x, signal - st["mean"])
-        beta1, beta2, eps = _ADAM
         st["steps"] += 1
-        m, v = st["adam"]
-        m = tree_map(lambda mi, gi: beta1 * mi + (1 - beta1) * gi, m, grad)
-        v = tree_map(lambda vi, gi: beta2 * vi + (1 - beta2) * gi ** 2, v, grad)
-        c1, c2 = 1 - beta1 ** st["steps"], 1 - beta2 ** st["steps"]
-        st["net"] = tree_map(lambda w, mi, vi: w - self.learning_rate * (mi / c1) / (onp.sqrt(vi / c2) + eps),
-                             st["net"], m, v)
-        st["adam"] = (m, v)
+        # descend: the baseline/control minimizes its loss
+        st["net"], st["adam"] = Adam(self.learning_rate, maximize=False).update(st["net"], grad, st["adam"])
 
 
 def _is_real(value):

@@ -6,7 +6,7 @@ import autograd.numpy as np
 import numpy as onp
 from autograd.tracer import Box, getval
 
-from .._tree import tree_map
+from ..optimizers import Adam
 from ..nn import init_mlp, mlp, sigmoid
 from .base import Estimator, logistic_noise, tile_reps, uniform_open
 from .rebar import conditional_logistic
@@ -14,7 +14,6 @@ from .rebar import conditional_logistic
 __all__ = ["RELAX"]
 
 _ENTROPY = ("sampled", "analytic")
-_ADAM = (0.9, 0.999, 1e-8)
 
 
 def _strip_top(value):
@@ -99,7 +98,7 @@ class RELAX(Estimator):
         if st["control"] is None:
             st["control"] = {"log_tau": onp.log(self.tau), "eta": self.eta,
                              "net": init_mlp((n_latent, self.hidden, 1), self.seed, scale=0.1)}
-            st["adam"] = (tree_map(onp.zeros_like, st["control"]), tree_map(onp.zeros_like, st["control"]))
+            st["adam"] = Adam(self.learning_rate).init(st["control"])
         elif st["control"]["net"]["W0"].shape[0] != n_latent:
             raise ValueError(f"logits: this RELAX control was trained on K = {st['control']['net']['W0'].shape[0]} "
                              f"latents, got K = {n_latent}; call est.reset() or use a new estimator")
@@ -145,15 +144,9 @@ class RELAX(Estimator):
 
     def _adam_step(self, grad):
         st = self.state
-        beta1, beta2, eps = _ADAM
         st["steps"] += 1
-        m, v = st["adam"]
-        m = tree_map(lambda mi, gi: beta1 * mi + (1 - beta1) * gi, m, grad)
-        v = tree_map(lambda vi, gi: beta2 * vi + (1 - beta2) * gi ** 2, v, grad)
-        c1, c2 = 1 - beta1 ** st["steps"], 1 - beta2 ** st["steps"]
-        st["control"] = tree_map(lambda w, mi, vi: w - self.learning_rate * (mi / c1) / (onp.sqrt(vi / c2) + eps),
-                                 st["control"], m, v)
-        st["adam"] = (m, v)
+        # descend: the baseline/control minimizes its loss
+        st["control"], st["adam"] = Adam(self.learning_rate, maximize=False).update(st["control"], grad, st["adam"])
 
 
 def _is_real(value):
