@@ -272,3 +272,23 @@ def test_one_dimensional_x_is_one_datapoint(small_model):
     x = onp.array([1.0, 0.0, 1.0, 1.0, 0.0])
     onp.testing.assert_allclose(exact.log_marginal(model, params, x),
                                 exact.log_marginal(model, params, x[None]), rtol=0)
+
+
+def test_very_unlikely_data_take_the_shifted_path_and_agree_with_brute_force(monkeypatch):
+    # Images that no latent state explains: log p(x) around -1000 nats, where
+    # exp(log p(x, z)) underflows and the max-subtracted logsumexp must take over.
+    model = vi_lab.BernoulliLVM(n_latent=3, n_obs=40, hidden=())
+    params = random_params(model, 12)
+    params["decoder"]["b0"] = onp.full(40, 30.0)             # every pixel is on with odds e^30 or so
+    rng = onp.random.default_rng(0)
+    typical = onp.ones((3, 40))
+    typical[:, :2] = 0.0
+    x = onp.concatenate([typical, (rng.random((3, 40)) < 0.1).astype(float)])   # mostly-off images
+    reference = brute_force_log_marginal(model, params, x)
+    assert reference[:3].max() > -100 and reference[3:].max() < -600
+    onp.testing.assert_allclose(exact.log_marginal(model, params, x), reference, rtol=1e-12)
+    calls = []
+    original = exact._log_marginal_rows_shifted
+    monkeypatch.setattr(exact, "_log_marginal_rows_shifted", lambda *a: calls.append(a[2].shape[0]) or original(*a))
+    exact.log_marginal(model, params, x)
+    assert calls == [3]                                       # only the three unlikely rows

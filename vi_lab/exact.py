@@ -33,6 +33,8 @@ MAX_LATENT = 24
 _BLOCK_ELEMENTS = 2 ** 22
 #: Largest posterior table :func:`posterior` will materialize (entries).
 _MAX_TABLE = 2 ** 27
+#: Below this, a row's sum of exp(log p(x, z)) has lost precision to underflow (log p(x) < -575).
+_TINY_SUM = 1e-250
 #: Rough throughput used to estimate run time in error messages (flop/s).
 _FLOPS_ESTIMATE = 2e9
 
@@ -144,6 +146,24 @@ def _logsumexp_update(run_max, run_sum, block):
 
 
 def _log_marginal_rows(model, params, x):
+    # log p(x, z) = log p(z) + log p(x|z) <= 0, so exp() of the raw block cannot overflow and
+    # the usual max-subtraction (two extra passes over the (N, M) block) is only needed for
+    # rows whose sum underflows: log p(x) below log(_TINY_SUM), about -575 nats.
+    n = x.shape[0]
+    x_aug = _augment(x)
+    total = onp.zeros(n)
+    for _, states in _state_chunks(model, n):
+        block = _log_joint_block_fast(model, params, x_aug, states)
+        total += onp.exp(block, out=block).sum(axis=1)
+    log_px = onp.log(total, out=onp.full(n, -onp.inf), where=total > 0)
+    tiny = total < _TINY_SUM
+    if tiny.any():
+        log_px[tiny] = _log_marginal_rows_shifted(model, params, x[tiny])
+    return log_px
+
+
+def _log_marginal_rows_shifted(model, params, x):
+    """Running logsumexp with the max subtracted: right for any magnitude of log p(x)."""
     n = x.shape[0]
     x_aug = _augment(x)
     run_max = onp.full(n, -onp.inf)
