@@ -1,11 +1,14 @@
-"""Atomic writes: all-or-nothing, ordinary permissions, and the flat parameter format."""
+"""Atomic writes get ordinary permissions; the flat parameter format round-trips.
+
+(All-or-nothing writing is tested in test_experiments_results.py.)
+"""
 import os
 import stat
 
 import numpy as onp
 import pytest
 
-from vi_lab._io import atomic_path, flatten_params, load_params, save_params, unflatten_params, write_text
+from vi_lab._io import flatten_params, load_params, save_params, unflatten_params, write_text
 
 
 def test_written_files_get_ordinary_permissions(tmp_path):
@@ -15,17 +18,6 @@ def test_written_files_get_ordinary_permissions(tmp_path):
     finally:
         os.umask(old)
     assert stat.S_IMODE(os.stat(tmp_path / "a.txt").st_mode) == 0o644
-
-
-def test_failed_write_leaves_the_old_file_and_no_temporary(tmp_path):
-    path = tmp_path / "table.csv"
-    path.write_text("old")
-    with pytest.raises(RuntimeError):
-        with atomic_path(path) as tmp:
-            with open(tmp, "w") as fh:
-                fh.write("half")
-            raise RuntimeError("interrupted")
-    assert path.read_text() == "old" and os.listdir(tmp_path) == ["table.csv"]
 
 
 def test_params_round_trip_through_npz(tmp_path):

@@ -171,6 +171,30 @@ def _generic_args(f, n_samples, logits=PROBLEM_LOGITS):
 
 
 # ---------------------------------------------------------------------------- notebook 5
+def _unbiased_estimates(exercise, grad, expected, args, n_reps, rng, n_samples):
+    """The checks every unbiased-estimator exercise starts with.
+
+    The student's estimator must repeat itself under a fixed seed, return ``n_reps`` estimates
+    of the right shape that vary, and average to ``expected`` within Monte Carlo error.
+
+    Returns
+    -------
+    (samples, result)
+        ``result`` is the CheckResult of the first failed check, or the passing Monte Carlo
+        check (with ``samples``, the (n_reps, ...) estimates, for further checks).
+    """
+    failure = _reproducible(exercise, grad, args)
+    if failure is not None:
+        return None, failure
+    samples, failure = _call_reps(exercise, grad, args, n_reps, expected.shape, rng)
+    if failure is not None:
+        return None, failure
+    failure = _varies(exercise, samples, expected)
+    if failure is not None:
+        return None, failure
+    return samples, _mc_check(exercise, samples, expected, n_samples)
+
+
 def check_score_function(grad, n_samples=3, n_reps=500, rng=0):
     """Check a score-function (REINFORCE) estimator for unbiasedness against the exact gradient.
 
@@ -201,20 +225,12 @@ def check_score_function(grad, n_samples=3, n_reps=500, rng=0):
     exercise = "score-function (REINFORCE) gradient estimator"
     expected = _exact_grad()
     args = _generic_args(problem_objective, n_samples)
-    failure = _reproducible(exercise, grad, args)
-    if failure is not None:
-        return failure
-    samples, failure = _call_reps(exercise, grad, args, n_reps, expected.shape, rng)
-    if failure is not None:
-        return failure
-    failure = _varies(exercise, samples, expected)
-    if failure is not None:
-        return failure
-    result = _mc_check(exercise, samples, expected, n_samples)
-    if result.passed:
-        ref = _reference_variance("score_function", n_samples)
-        result.details.append(f"your total variance at S = {n_samples}: {_total_variance(samples):.4g} "
-                              f"(vi_lab's score_function: {ref:.4g}); it falls like 1/S as S grows")
+    samples, result = _unbiased_estimates(exercise, grad, expected, args, n_reps, rng, n_samples)
+    if not result.passed:
+        return result
+    ref = _reference_variance("score_function", n_samples)
+    result.details.append(f"your total variance at S = {n_samples}: {_total_variance(samples):.4g} "
+                          f"(vi_lab's score_function: {ref:.4g}); it falls like 1/S as S grows")
     return result
 
 
@@ -411,16 +427,7 @@ def check_leave_one_out(grad, n_samples=4, n_reps=500, shift=20.0, rng=0):
     exercise = "leave-one-out (RLOO) baseline"
     expected = _exact_grad()
     args = _generic_args(problem_objective, n_samples)
-    failure = _reproducible(exercise, grad, args)
-    if failure is not None:
-        return failure
-    samples, failure = _call_reps(exercise, grad, args, n_reps, expected.shape, rng)
-    if failure is not None:
-        return failure
-    failure = _varies(exercise, samples, expected)
-    if failure is not None:
-        return failure
-    result = _mc_check(exercise, samples, expected, n_samples)
+    samples, result = _unbiased_estimates(exercise, grad, expected, args, n_reps, rng, n_samples)
     if not result.passed:
         return result
     failure = _shift_invariant(exercise, grad, problem_objective, n_samples, shift,
@@ -469,16 +476,7 @@ def check_disarm(grad, n_pairs=4, n_reps=500, rng=0):
     exercise = "DisARM antithetic gradient estimator"
     expected = _exact_grad()
     args = _generic_args(problem_objective, n_pairs)
-    failure = _reproducible(exercise, grad, args)
-    if failure is not None:
-        return failure
-    samples, failure = _call_reps(exercise, grad, args, n_reps, expected.shape, rng)
-    if failure is not None:
-        return failure
-    failure = _varies(exercise, samples, expected)
-    if failure is not None:
-        return failure
-    result = _mc_check(exercise, samples, expected, n_pairs)
+    samples, result = _unbiased_estimates(exercise, grad, expected, args, n_reps, rng, n_pairs)
     if not result.passed:
         return result
     failure = _shift_invariant(exercise, grad, problem_objective, n_pairs, 20.0,
