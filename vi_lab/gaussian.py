@@ -24,7 +24,7 @@ import numpy as onp
 from autograd.tracer import getval
 
 from ._validation import check_rng, check_positive_int
-from .model import BernoulliLVM, bernoulli_log_prob
+from .model import DecoderModel
 from .nn import sigmoid
 
 __all__ = ["GaussianLVM", "init_q_params", "check_q_params", "sample", "log_prob", "entropy",
@@ -36,13 +36,13 @@ MAX_ABS_LOG_STD = 300.0
 _HALF_LOG_2PI = 0.5 * onp.log(2.0 * onp.pi)
 
 
-class GaussianLVM:
+class GaussianLVM(DecoderModel):
     """Standard-normal prior over K real latents, Bernoulli-MLP likelihood over L binary observations.
 
-    The decoder, its parameters and the constructor checks are those of
-    :class:`vi_lab.BernoulliLVM` (the methods are shared, not copied); only the prior differs,
-    and there are no prior parameters. It is deliberately *not* a subclass of ``BernoulliLVM``:
-    enumeration (:mod:`vi_lab.exact`) and the Bernoulli estimators must not accept it.
+    The decoder, its parameters and the constructor checks come from
+    :class:`vi_lab.model.DecoderModel`, shared with :class:`vi_lab.BernoulliLVM`; only the prior
+    differs, and it has no parameters. Its ``latent = "gaussian"`` tag makes enumeration
+    (:mod:`vi_lab.exact`) and the Bernoulli estimators refuse it with a ValueError.
 
     Parameters
     ----------
@@ -76,10 +76,6 @@ class GaussianLVM:
 
     latent = "gaussian"
 
-    # Same sizes, checks, printing and saving format as the Bernoulli model.
-    __init__ = BernoulliLVM.__init__
-    __repr__ = BernoulliLVM.__repr__
-    config = BernoulliLVM.config
 
     # ------------------------------------------------------------------ parameters
     def init_params(self, rng=0, scale=1.0):
@@ -97,28 +93,13 @@ class GaussianLVM:
             ``{"decoder": dict of weight arrays}``, weights ~ N(0, scale^2 / fan_in), biases 0.
             The same random stream as ``BernoulliLVM.init_params`` with the same seed.
         """
-        params = BernoulliLVM.init_params(self, rng, scale)
-        return {"decoder": params["decoder"]}
+        return {"decoder": self._init_decoder(check_rng(rng), scale)}
 
     def n_params(self, params):
         """Total number of scalar parameters in ``params``."""
         return int(sum(v.size for v in params["decoder"].values()))
 
     # ------------------------------------------------------------------ densities
-    def decoder_logits(self, params, z):
-        """Logits a(z) of p(x|z).
-
-        Parameters
-        ----------
-        params : dict
-        z : ndarray of shape (..., K), real
-
-        Returns
-        -------
-        ndarray of shape (..., L)
-        """
-        return BernoulliLVM.decoder_logits(self, params, z)
-
     def log_prior(self, params, z):
         """log p(z) = sum_k [-z_k^2 / 2 - log(2 pi) / 2].
 
@@ -133,36 +114,6 @@ class GaussianLVM:
         ndarray of shape (...)
         """
         return -0.5 * np.sum(z ** 2, axis=-1) - self.n_latent * _HALF_LOG_2PI
-
-    def log_likelihood(self, params, x, z):
-        """log p(x|z) = sum_l [x_l a_l(z) - softplus(a_l(z))].
-
-        Parameters
-        ----------
-        params : dict
-        x : ndarray of shape (..., L), values in {0., 1.}
-        z : ndarray of shape (..., K), real, broadcastable against ``x`` in the leading dimensions
-
-        Returns
-        -------
-        ndarray of the broadcast leading shape (...)
-        """
-        return np.sum(bernoulli_log_prob(x, self.decoder_logits(params, z)), axis=-1)
-
-    def log_joint(self, params, x, z):
-        """log p(x, z) = log p(z) + log p(x|z).
-
-        Parameters
-        ----------
-        params : dict
-        x : ndarray of shape (..., L), values in {0., 1.}
-        z : ndarray of shape (..., K), real, broadcastable against ``x`` in the leading dimensions
-
-        Returns
-        -------
-        ndarray of the broadcast leading shape (...)
-        """
-        return self.log_prior(params, z) + self.log_likelihood(params, x, z)
 
     # ------------------------------------------------------------------ sampling
     def sample(self, params, n, rng=None):

@@ -17,7 +17,7 @@ import numpy as onp
 from ._validation import check_rng, check_positive_int
 from .nn import init_mlp, mlp, softplus, sigmoid, ACTIVATIONS
 
-__all__ = ["BernoulliLVM", "bernoulli_log_prob"]
+__all__ = ["DecoderModel", "BernoulliLVM", "bernoulli_log_prob"]
 
 
 def bernoulli_log_prob(values, logits):
@@ -40,7 +40,103 @@ def bernoulli_log_prob(values, logits):
     return values * logits - softplus(logits)
 
 
-class BernoulliLVM:
+class DecoderModel:
+    """What every vi_lab model shares: L binary observations from a Bernoulli MLP decoder.
+
+    Subclasses add the prior over z (``log_prior``, ``sample``, ``init_params``) and set
+    ``latent`` to ``"bernoulli"`` or ``"gaussian"``; routines that need one kind of latent
+    check that tag, so a model of the other kind gets a clear ValueError.
+
+    Parameters
+    ----------
+    n_latent : int
+        K, the number of latent variables.
+    n_obs : int
+        L, the number of binary observed variables.
+    hidden : tuple of int, default (64,)
+        Hidden-layer widths of the decoder a(z); ``hidden=()`` gives a linear decoder.
+    activation : {"tanh", "relu", "softplus"}, default "tanh"
+    """
+
+    latent = None
+
+    def __init__(self, n_latent, n_obs, hidden=(64,), activation="tanh"):
+        self.n_latent = check_positive_int(n_latent, "n_latent")
+        self.n_obs = check_positive_int(n_obs, "n_obs")
+        if isinstance(hidden, numbers.Integral):
+            hidden = (hidden,)
+        hidden = tuple(hidden)
+        for h in hidden:
+            check_positive_int(h, "hidden (each layer width)")
+        self.hidden = tuple(int(h) for h in hidden)
+        if activation not in ACTIVATIONS:
+            raise ValueError(
+                f"activation: unknown name {activation!r}; expected one of {sorted(ACTIVATIONS)}"
+            )
+        self.activation = activation
+
+    def __repr__(self):
+        return (f"{type(self).__name__}(n_latent={self.n_latent}, n_obs={self.n_obs}, "
+                f"hidden={self.hidden}, activation={self.activation!r})")
+
+    def config(self):
+        """The constructor arguments as a JSON-serializable dict (for saving runs)."""
+        return {"class": type(self).__name__, "n_latent": self.n_latent, "n_obs": self.n_obs,
+                "hidden": list(self.hidden), "activation": self.activation}
+
+    def _init_decoder(self, rng, scale):
+        sizes = (self.n_latent,) + self.hidden + (self.n_obs,)
+        return init_mlp(sizes, rng, scale)
+
+    # ------------------------------------------------------------------ densities
+    def decoder_logits(self, params, z):
+        """Logits a(z) of p(x|z).
+
+        Parameters
+        ----------
+        params : dict
+        z : ndarray of shape (..., K)
+            Binary, relaxed in [0, 1], or real, depending on the model.
+
+        Returns
+        -------
+        ndarray of shape (..., L)
+        """
+        return mlp(params["decoder"], z, self.activation)
+
+    def log_likelihood(self, params, x, z):
+        """log p(x|z) = sum_l [x_l a_l(z) - softplus(a_l(z))].
+
+        Parameters
+        ----------
+        params : dict
+        x : ndarray of shape (..., L), values in {0., 1.}
+        z : ndarray of shape (..., K), broadcastable against ``x`` in the leading dimensions
+
+        Returns
+        -------
+        ndarray of the broadcast leading shape (...)
+        """
+        return np.sum(bernoulli_log_prob(x, self.decoder_logits(params, z)), axis=-1)
+
+    def log_joint(self, params, x, z):
+        """log p(x, z) = log p(z) + log p(x|z).
+
+        Parameters
+        ----------
+        params : dict
+        x : ndarray of shape (..., L), values in {0., 1.}
+        z : ndarray of shape (..., K), broadcastable against ``x`` in the leading dimensions
+
+        Returns
+        -------
+        ndarray of the broadcast leading shape (...)
+        """
+        return self.log_prior(params, z) + self.log_likelihood(params, x, z)
+
+
+
+class BernoulliLVM(DecoderModel):
     """Bernoulli prior over K binary latents, Bernoulli-MLP likelihood over L binary observations.
 
     Parameters
@@ -73,30 +169,6 @@ class BernoulliLVM:
     #: The latent type, checked by routines that only make sense for binary latents (enumeration).
     latent = "bernoulli"
 
-    def __init__(self, n_latent, n_obs, hidden=(64,), activation="tanh"):
-        self.n_latent = check_positive_int(n_latent, "n_latent")
-        self.n_obs = check_positive_int(n_obs, "n_obs")
-        if isinstance(hidden, numbers.Integral):
-            hidden = (hidden,)
-        hidden = tuple(hidden)
-        for h in hidden:
-            check_positive_int(h, "hidden (each layer width)")
-        self.hidden = tuple(int(h) for h in hidden)
-        if activation not in ACTIVATIONS:
-            raise ValueError(
-                f"activation: unknown name {activation!r}; expected one of {sorted(ACTIVATIONS)}"
-            )
-        self.activation = activation
-
-    def __repr__(self):
-        return (f"{type(self).__name__}(n_latent={self.n_latent}, n_obs={self.n_obs}, "
-                f"hidden={self.hidden}, activation={self.activation!r})")
-
-    def config(self):
-        """The constructor arguments as a JSON-serializable dict (for saving runs)."""
-        return {"class": type(self).__name__, "n_latent": self.n_latent, "n_obs": self.n_obs,
-                "hidden": list(self.hidden), "activation": self.activation}
-
     # ------------------------------------------------------------------ parameters
     def init_params(self, rng=0, scale=1.0):
         """Draw initial parameters.
@@ -115,24 +187,9 @@ class BernoulliLVM:
             prior logits start at 0 (p(z_k = 1) = 1/2), decoder weights ~ N(0, scale^2 / fan_in).
         """
         rng = check_rng(rng)
-        sizes = (self.n_latent,) + self.hidden + (self.n_obs,)
-        return {"prior_logits": onp.zeros(self.n_latent), "decoder": init_mlp(sizes, rng, scale)}
+        return {"prior_logits": onp.zeros(self.n_latent), "decoder": self._init_decoder(rng, scale)}
 
     # ------------------------------------------------------------------ densities
-    def decoder_logits(self, params, z):
-        """Logits a(z) of p(x|z).
-
-        Parameters
-        ----------
-        params : dict
-        z : ndarray of shape (..., K), values in {0., 1.} (relaxed values in [0, 1] also accepted)
-
-        Returns
-        -------
-        ndarray of shape (..., L)
-        """
-        return mlp(params["decoder"], z, self.activation)
-
     def log_prior(self, params, z):
         """log p(z) = sum_k [z_k b_k - softplus(b_k)].
 
@@ -146,36 +203,6 @@ class BernoulliLVM:
         ndarray of shape (...)
         """
         return np.sum(bernoulli_log_prob(z, params["prior_logits"]), axis=-1)
-
-    def log_likelihood(self, params, x, z):
-        """log p(x|z) = sum_l [x_l a_l(z) - softplus(a_l(z))].
-
-        Parameters
-        ----------
-        params : dict
-        x : ndarray of shape (..., L), values in {0., 1.}
-        z : ndarray of shape (..., K), broadcastable against ``x`` in the leading dimensions
-
-        Returns
-        -------
-        ndarray of the broadcast leading shape (...)
-        """
-        return np.sum(bernoulli_log_prob(x, self.decoder_logits(params, z)), axis=-1)
-
-    def log_joint(self, params, x, z):
-        """log p(x, z) = log p(z) + log p(x|z).
-
-        Parameters
-        ----------
-        params : dict
-        x : ndarray of shape (..., L), values in {0., 1.}
-        z : ndarray of shape (..., K), broadcastable against ``x`` in the leading dimensions
-
-        Returns
-        -------
-        ndarray of the broadcast leading shape (...)
-        """
-        return self.log_prior(params, z) + self.log_likelihood(params, x, z)
 
     # ------------------------------------------------------------------ sampling
     def sample(self, params, n, rng=None):
