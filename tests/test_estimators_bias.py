@@ -3,17 +3,14 @@ import numpy as np
 import pytest
 
 from vi_lab import BernoulliLVM, estimators, exact, toy
+from conftest import estimator_problem
 
 TAUS = (1.0, 0.5, 0.2)
 
 
 @pytest.fixture(scope="module")
 def problem():
-    model = BernoulliLVM(3, 5, hidden=(6,))
-    params = model.init_params(1, scale=2.0)
-    params["prior_logits"] = np.random.default_rng(11).normal(size=3)
-    _, x = model.sample(params, 3, rng=21)
-    q_logits = np.random.default_rng(31).normal(size=(3, 3))
+    model, params, q_logits, x = estimator_problem()
     return model, params, q_logits, x, exact.elbo_grad(model, params, q_logits, x)[1]
 
 

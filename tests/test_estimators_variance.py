@@ -7,19 +7,15 @@ total variance (sum over the (N, K) logits gradient) compared.
 import numpy as np
 import pytest
 
-from vi_lab import BernoulliLVM, estimators, toy
+from vi_lab import estimators, toy
+from conftest import estimator_problem
 
 SHIFT_INVARIANT = [("score_function", {"baseline": "rloo"}), ("arm", {}), ("disarm", {}), ("vimco", {})]
 
 
 @pytest.fixture(scope="module")
 def problem():
-    model = BernoulliLVM(3, 5, hidden=(6,))
-    params = model.init_params(1, scale=2.0)
-    params["prior_logits"] = np.random.default_rng(11).normal(size=3)
-    _, x = model.sample(params, 3, rng=21)
-    q_logits = np.random.default_rng(31).normal(size=(3, 3))
-    return model, params, q_logits, x
+    return estimator_problem()
 
 
 def total_variance(name, problem, n_samples=4, n_reps=2000, seed=0, **options):

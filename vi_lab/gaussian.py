@@ -76,7 +76,6 @@ class GaussianLVM(DecoderModel):
 
     latent = "gaussian"
 
-
     # ------------------------------------------------------------------ parameters
     def init_params(self, rng=0, scale=1.0):
         """Draw initial decoder parameters.
