@@ -239,3 +239,100 @@ def test_per_datapoint_and_exact_elbo_raise_the_elbo(ground_truth):
         assert onp.diff(result.history["elbo_exact"])[0] > 0.3
         onp.testing.assert_allclose(result.history["kl_gap"],
                                     result.history["log_px_train"] - result.history["elbo_exact"])
+
+
+# ---------------------------------------------------------------------------- fit(eval_size=...) and the progress bar
+def _eval_problem():
+    model = vi_lab.BernoulliLVM(3, 8, hidden=(6,))
+    truth = random_params(model, 4)
+    _, x = model.sample(truth, 40, rng=5)
+    return model, x
+
+
+def test_eval_size_records_exact_values_on_a_fixed_subset_without_changing_training():
+    model, x = _eval_problem()
+    kw = dict(method="amortized", estimator="disarm", n_samples=2, steps=30, batch_size=10,
+              record_every=10, rng=3, progress=False)
+    full = fit(model, x, **kw)
+    sub = fit(model, x, eval_size=12, **kw)
+    # training is untouched: same parameters bit for bit
+    onp.testing.assert_array_equal(flatten(full.params)[0], flatten(sub.params)[0])
+    rows = onp.array(sub.config["eval_rows"])
+    assert sub.config["eval_size"] == 12 and len(rows) == 12 and len(set(rows.tolist())) == 12
+    assert onp.all(onp.diff(rows) > 0) and rows.min() >= 0 and rows.max() < 40
+    assert onp.all(sub.history["n_eval"] == 12) and "n_eval" not in full.history
+    # the last record is the exact mean over exactly those rows (independent recomputation)
+    want = onp.mean(exact.log_marginal(model, sub.params, x[rows]))
+    onp.testing.assert_allclose(sub.history["log_px_train"][-1], want, rtol=1e-12)
+    logits = sub.family.logits(sub.q_params, x[rows])
+    onp.testing.assert_allclose(sub.history["elbo_exact"][-1], onp.mean(exact.elbo(model, sub.params, logits, x[rows])),
+                                rtol=1e-12)
+    # ... and not the full-data mean (the subset is a real subset)
+    assert abs(sub.history["log_px_train"][-1] - full.history["log_px_train"][-1]) > 1e-6
+    # the same rows at every record and on every rerun with the same seed
+    again = fit(model, x, eval_size=12, **kw)
+    assert again.config["eval_rows"] == sub.config["eval_rows"]
+    # a subset as large as the data is the whole data
+    whole = fit(model, x, eval_size=40, **kw)
+    assert whole.config["eval_rows"] is None
+    onp.testing.assert_array_equal(whole.history["log_px_train"], full.history["log_px_train"])
+
+
+def test_eval_size_per_datapoint_uses_the_rows_of_the_subset():
+    model, x = _eval_problem()
+    res = fit(model, x, method="per_datapoint", estimator="disarm", steps=20, eval_size=7, rng=1, progress=False)
+    rows = onp.array(res.config["eval_rows"])
+    logits = res.q_params["logits"][rows]
+    onp.testing.assert_allclose(res.history["elbo_exact"][-1], onp.mean(exact.elbo(model, res.params, logits, x[rows])),
+                                rtol=1e-12)
+
+
+@pytest.mark.parametrize("bad", [0, -3, 2.5, "ten"])
+def test_eval_size_bad_values_raise(bad):
+    model, x = _eval_problem()
+    with pytest.raises(ValueError, match="eval_size"):
+        fit(model, x, steps=1, eval_size=bad, progress=False)
+
+
+class _FakeBar:
+    """Stands in for tqdm: keeps every postfix the training loop sets."""
+    instances = []
+
+    def __init__(self, *args, **kwargs):
+        self.postfixes, self.updates = [], 0
+        _FakeBar.instances.append(self)
+
+    def set_postfix(self, ordered_dict=None, refresh=True, **kwargs):
+        self.postfixes.append(dict(ordered_dict or {}, **kwargs))
+
+    def update(self, n=1):
+        self.updates += n
+
+    def close(self):
+        pass
+
+
+def test_progress_bar_shows_the_batch_objective_every_step_and_the_last_exact_value(monkeypatch):
+    import tqdm
+    model, x = _eval_problem()
+    kw = dict(method="amortized", estimator="disarm", steps=25, batch_size=10, record_every=10, rng=2)
+    monkeypatch.setattr(tqdm, "tqdm", _FakeBar)
+    _FakeBar.instances.clear()
+    shown = fit(model, x, progress=True, **kw)
+    bar = _FakeBar.instances[-1]
+    assert bar.updates == 25 and len(bar.postfixes) == 25          # refreshed at every step
+    values = [float(p["batch_objective"]) for p in bar.postfixes]
+    assert len(set(values)) > 20                                   # a fresh value each step, not a stale record
+    # each step shows the last recorded exact log p(x) and the step it was recorded at
+    h = shown.history
+    for step, post in enumerate(bar.postfixes):
+        rec = max(s for s in h["step"] if s <= step)
+        want = h["log_px_train"][list(h["step"]).index(rec)]
+        assert post["log_px_train"] == f"{want:.3f}@{rec}"
+    # the batch objective is the MC ELBO of a batch: within the range of per-datapoint exact ELBOs
+    logits = shown.family.logits(shown.q_params, x)
+    per_point = exact.elbo(model, shown.params, logits, x)
+    assert per_point.min() - 5 < values[-1] < per_point.max() + 5
+    # showing the bar does not change training
+    quiet = fit(model, x, progress=False, **kw)
+    onp.testing.assert_array_equal(flatten(shown.params)[0], flatten(quiet.params)[0])

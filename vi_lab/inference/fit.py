@@ -147,29 +147,62 @@ class _Batches:
         return onp.sort(idx)
 
 
-def _record(ctx, method, params, q_params, x_valid, record_exact, rng):
-    """The exact and Monte Carlo summaries of the current parameters (one history row)."""
+def _restrict(ctx, rows):
+    """A context whose data are the rows ``rows`` (sorted ints) of the training set, or ``ctx`` for all."""
+    if rows is None:
+        return ctx
+    return _Context(ctx.model, ctx.x[rows], ctx.family, ctx.estimator, ctx.n_samples, ctx.options)
+
+
+def _q_of(family, q_params, x, rows):
+    """q's parameters for the rows ``rows`` of the training set (all rows when None)."""
+    if family is None:
+        return None
+    return onp.asarray(family.logits(q_params, x, rows))
+
+
+def _record(ctx, method, params, q_params, x_valid, record_exact, rng, rows=None):
+    """The exact and Monte Carlo summaries of the current parameters (one history row).
+
+    The ``*_train`` columns and ``objective`` average over the training rows ``rows`` (all
+    of them when None, the fixed evaluation subset of ``fit(eval_size=...)`` otherwise).
+    """
+    sub = _restrict(ctx, rows)
     row = {}
-    logits = None
-    if ctx.family is not None:
-        logits = onp.asarray(ctx.family.logits(q_params, ctx.x, None))
+    logits = _q_of(ctx.family, q_params, sub.x, rows)
     if record_exact:
-        log_px = float(onp.mean(exact.log_marginal(ctx.model, params, ctx.x)))
+        log_px = float(onp.mean(exact.log_marginal(ctx.model, params, sub.x)))
         row["log_px_train"] = log_px
         if x_valid is not None:
             row["log_px_valid"] = float(onp.mean(exact.log_marginal(ctx.model, params, x_valid)))
         if logits is not None:
-            elbo = float(onp.mean(exact.elbo(ctx.model, params, logits, ctx.x)))
+            elbo = float(onp.mean(exact.elbo(ctx.model, params, logits, sub.x)))
             row["elbo_exact"], row["kl_gap"] = elbo, log_px - elbo
-    row["objective"] = method.objective(ctx, params, q_params, logits, rng)
+    row["objective"] = method.objective(sub, params, q_params, logits, rng)
+    if rows is not None:
+        row["n_eval"] = int(sub.x.shape[0])
     return row
+
+
+def _batch_objective(ctx, method, params, q_params, idx, rng):
+    """The method's Monte Carlo objective on the current mini-batch (for the progress bar)."""
+    sub = _restrict(ctx, idx)
+    return method.objective(sub, params, q_params, _q_of(ctx.family, q_params, sub.x, idx), rng)
+
+
+def _postfix(bar, batch_value, exact_row, exact_step):
+    """Progress-bar text: the batch objective of this step, the last exact value and its step."""
+    text = {"batch_objective": f"{batch_value:.3f}"}
+    if exact_row is not None:
+        text["log_px_train"] = f"{exact_row:.3f}@{exact_step}"
+    bar.set_postfix(text, refresh=False)
 
 
 # ---------------------------------------------------------------------------- the loop
 def fit(model, x, method="amortized", estimator=None, n_samples=1, steps=1000, batch_size=None,
         learning_rate=1e-2, x_valid=None, record_every=50, rng=0, progress=True, params=None,
         q_params=None, family=None, optimizer="adam", method_options=None, record_exact=True,
-        callback=None):
+        callback=None, eval_size=None):
     """Learn a model (and a variational family) from binary data with one of :data:`METHODS`.
 
     Parameters
@@ -202,7 +235,12 @@ def fit(model, x, method="amortized", estimator=None, n_samples=1, steps=1000, b
     rng : int or numpy.random.Generator, default 0
         Same seed -> bit-identical parameters and history (except ``wall_time``).
     progress : bool, default True
-        Show a tqdm progress bar.
+        Show a tqdm progress bar. Its ``batch_objective`` is the method's Monte Carlo objective
+        (the ``objective`` column's estimator) on the current mini-batch, refreshed every step
+        with draws from its own random stream (so the bar never changes the trained
+        parameters; it costs one extra objective evaluation per step, counted neither in
+        ``decoder_evals`` nor ``wall_time``); ``log_px_train`` is the last recorded exact value
+        and ``@`` the step it was recorded at.
     params : dict, optional
         Starting model parameters (copied, never modified); default ``model.init_params``.
     q_params : dict, optional
@@ -221,6 +259,15 @@ def fit(model, x, method="amortized", estimator=None, n_samples=1, steps=1000, b
     callback : callable, optional
         ``callback(result, step)`` after each record, with the run so far as a
         :class:`FitResult`; return True to stop training early.
+    eval_size : int, optional
+        Evaluate the ``*_train`` columns and ``objective`` on a fixed subset of the training
+        data instead of all N rows (cheaper records on large data sets): the first
+        ``eval_size`` entries of one permutation of range(N) drawn once, at the start, from the
+        recording random stream (so the training stream, and the trained parameters, do not
+        depend on it). The rows are the same at every record; ``config["eval_rows"]`` lists
+        them (sorted) and the history gains a column ``n_eval`` (rows each record averaged
+        over). ``None`` or a value >= N evaluates on all N rows (no permutation drawn, no
+        ``n_eval`` column, ``config["eval_rows"] = None``).
 
     Returns
     -------
@@ -258,6 +305,8 @@ def fit(model, x, method="amortized", estimator=None, n_samples=1, steps=1000, b
     steps = check_positive_int(steps, "steps", minimum=0)
     batch_size = x.shape[0] if batch_size is None else min(check_positive_int(batch_size, "batch_size"), x.shape[0])
     record_every = max(steps, 1) if record_every is None else check_positive_int(record_every, "record_every")
+    if eval_size is not None:
+        eval_size = check_positive_int(eval_size, "eval_size")
     options = m.check_options(method_options)
     if options.get("n_sleep") is not None:
         check_positive_int(options["n_sleep"], "method_options['n_sleep']")
@@ -275,7 +324,13 @@ def fit(model, x, method="amortized", estimator=None, n_samples=1, steps=1000, b
     est = resolve_estimator(m, estimator, n_samples)
     seed = int(rng) if isinstance(rng, numbers.Integral) and not isinstance(rng, bool) else None
     rng = check_rng(rng)
-    init_rng, train_rng, record_rng = (onp.random.default_rng(s) for s in rng.integers(0, 2 ** 63, size=3))
+    seeds = rng.integers(0, 2 ** 63, size=3)
+    init_rng, train_rng, record_rng = (onp.random.default_rng(s) for s in seeds)
+    # the progress bar's draws: a stream of their own, so showing the bar changes nothing else
+    bar_rng = onp.random.default_rng([int(seeds[2]), 1])
+    eval_rows = None
+    if eval_size is not None and eval_size < x.shape[0]:
+        eval_rows = onp.sort(record_rng.permutation(x.shape[0])[:eval_size])
 
     template = model.init_params(init_rng)
     params = template if params is None else _check_like(params, template, "params")
@@ -294,6 +349,8 @@ def fit(model, x, method="amortized", estimator=None, n_samples=1, steps=1000, b
         "n_samples": n_samples, "steps": steps, "batch_size": batch_size, "optimizer": opt.config(),
         "record_every": record_every, "rng": seed, "method_options": options, "record_exact": bool(record_exact),
         "n_train": int(x.shape[0]), "n_valid": None if x_valid is None else int(x_valid.shape[0]),
+        "eval_size": None if eval_rows is None else int(eval_size),
+        "eval_rows": None if eval_rows is None else [int(i) for i in eval_rows],
         "model": model.config(), "family": None if family is None else family.config(),
     }
     columns = {}
@@ -306,6 +363,7 @@ def fit(model, x, method="amortized", estimator=None, n_samples=1, steps=1000, b
 
     from tqdm import tqdm
     bar = tqdm(total=steps, disable=not progress, desc=f"fit {m.name}", unit="step", leave=False)
+    last_exact, last_exact_step = None, None
     try:
         for step in range(steps + 1):
             start = time.perf_counter()
@@ -318,12 +376,12 @@ def fit(model, x, method="amortized", estimator=None, n_samples=1, steps=1000, b
             train_time += time.perf_counter() - start
             if step % record_every == 0 or step == steps:
                 row = {"step": step, "wall_time": train_time, "decoder_evals": evals}
-                row.update(_record(ctx, m, params, q_params, x_valid, record_exact, record_rng))
+                row.update(_record(ctx, m, params, q_params, x_valid, record_exact, record_rng, eval_rows))
                 row["grad_norm"] = float(onp.sqrt(sq_norm))
                 for key, value in row.items():
                     columns.setdefault(key, []).append(value)
                 if "log_px_train" in row:
-                    bar.set_postfix(log_px=f"{row['log_px_train']:.3f}", refresh=False)
+                    last_exact, last_exact_step = row["log_px_train"], step
                 if callback is not None and callback(snapshot(), step):
                     break
             if step == steps:
@@ -339,6 +397,8 @@ def fit(model, x, method="amortized", estimator=None, n_samples=1, steps=1000, b
             params, q_params, theta_state, q_state = new_params, new_q, new_theta_state, new_q_state
             evals += n_evals
             train_time += time.perf_counter() - start
+            if progress:
+                _postfix(bar, _batch_objective(ctx, m, params, q_params, idx, bar_rng), last_exact, last_exact_step)
             bar.update(1)
     except KeyboardInterrupt:
         interrupted = True
