@@ -8,6 +8,12 @@ quick check without running any notebook::
 The notebooks live in ``../notebooks`` (where students open them); Sphinx only reads files
 under this directory, so every build first copies them to ``docs/notebooks/`` (a build
 artefact, not to be edited or committed).
+
+The site must work opened from disk with no network, so the math renderer is not loaded from a
+CDN: MathJax 3 is installed from the npm registry by ``make docs`` (``docs/package.json`` and its
+lock file, installed with ``npm ci`` into ``docs/_build/npm``) and copied into ``_static/mathjax``
+of the built site. The environment variable ``VI_LAB_NODE_MODULES`` points the build at another
+``node_modules`` folder (the test suite uses it for builds in a temporary directory).
 """
 import filecmp
 import importlib
@@ -40,12 +46,23 @@ extensions = [
     "sphinx.ext.napoleon",      # numpydoc-style docstrings
     "sphinx.ext.mathjax",
 ]
+
+# -- math: MathJax 3, bundled ----------------------------------------------------------------
+# A relative mathjax_path is resolved against _static/, where _copy_mathjax puts the npm copy.
+# MathJax 3.2.2 rather than 4: version 3 ships its CHTML fonts inside the one package, while 4
+# fetches them from a separate 50 MB font package whose default path is a CDN.
+NODE_MODULES = Path(os.environ.get("VI_LAB_NODE_MODULES") or DOCS / "_build" / "npm" / "node_modules")
+MATHJAX_SOURCE = NODE_MODULES / "mathjax" / "es5"
+mathjax_path = "mathjax/tex-chtml.js"
+mathjax3_config = {
+    "tex": {"inlineMath": [["\\(", "\\)"]], "displayMath": [["\\[", "\\]"]]},
+}
 # intersphinx is deliberately not enabled: the build must work without network access.
 
 source_suffix = {".rst": "restructuredtext", ".md": "myst-nb", ".ipynb": "myst-nb"}   # .rst first: autosummary writes its pages in rst
 root_doc = "index"
 templates_path = ["_templates"]
-exclude_patterns = ["_build", "**/.ipynb_checkpoints", "Thumbs.db", ".DS_Store"]
+exclude_patterns = ["_build", "slides", "**/.ipynb_checkpoints", "Thumbs.db", ".DS_Store"]   # slides/: the deck builder
 
 # -- MyST ----------------------------------------------------------------------------------
 myst_enable_extensions = ["dollarmath", "amsmath", "colon_fence", "deflist"]
@@ -91,7 +108,8 @@ suppress_warnings = ["ref.python"]
 # -- HTML ----------------------------------------------------------------------------------
 html_theme = "alabaster"
 html_title = f"vi_lab {release}"
-html_static_path = []
+html_static_path = ["_static"]
+html_css_files = ["vi_lab.css"]   # scrolling code blocks, bordered result tables
 html_theme_options = {
     "description": "Variational inference on Bernoulli latent-variable models, checked against exact enumeration",
     "fixed_sidebar": True,
@@ -284,7 +302,37 @@ def _escape_plain_text_math(app, what, name, obj, options, lines):
         lines[i] = "".join(part if j % 2 else _escape_plain(part) for j, part in enumerate(parts))
 
 
+# -- bundled MathJax -------------------------------------------------------------------------
+# Only what the CHTML renderer can load is copied: the combined tex-chtml.js, the TeX extensions
+# it autoloads, its fonts, and the menu's accessibility components (about 8 MB of 24 MB).
+_MATHJAX_PARTS = ["tex-chtml.js", "input", "output/chtml", "ui", "a11y", "sre", "adaptors"]
+
+
+def _check_mathjax(app, config):
+    if not (MATHJAX_SOURCE / "tex-chtml.js").is_file():
+        from sphinx.errors import ConfigError
+        raise ConfigError(
+            f"MathJax is not installed in {MATHJAX_SOURCE}: run `make docs` (it installs the npm "
+            "packages of docs/package.json with `npm ci`), or point VI_LAB_NODE_MODULES at a "
+            "node_modules folder that holds the npm package mathjax@3")
+
+
+def _copy_mathjax(app, exception):
+    if exception is not None or app.builder.format != "html":
+        return
+    target = Path(app.outdir) / "_static" / "mathjax"
+    for part in _MATHJAX_PARTS:
+        src, dst = MATHJAX_SOURCE / part, target / part
+        if src.is_dir():
+            shutil.copytree(src, dst, dirs_exist_ok=True)
+        elif src.is_file():
+            dst.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(src, dst)
+
+
 def setup(app):
+    app.connect("config-inited", _check_mathjax)
+    app.connect("build-finished", _copy_mathjax)
     app.connect("source-read", _insert_notebook_toctrees)
     # priority 400: before napoleon (500) turns the numpydoc sections into reST fields
     app.connect("autodoc-process-docstring", _escape_plain_text_math, priority=400)

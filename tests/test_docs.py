@@ -6,6 +6,7 @@ executed by nbmake elsewhere in the suite; here only the site is checked). ``nit
 ``docs/conf.py`` turns every unresolved cross-reference into a warning, so a guide that links to
 a renamed function, or a docstring with broken reST, fails this test.
 """
+import os
 import re
 import shutil
 import subprocess
@@ -16,6 +17,9 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCS = ROOT / "docs"
+# MathJax and reveal.js as installed by `make js` (docs/package.json, npm ci); a build in a
+# temporary copy of docs/ is pointed at them, since the copy has no docs/_build.
+NODE_MODULES = Path(os.environ.get("VI_LAB_NODE_MODULES") or DOCS / "_build" / "npm" / "node_modules")
 
 # Build artefacts that must not be copied: a stale generated page would hide a missing one.
 _SKIP = shutil.ignore_patterns("_build", "generated", "notebooks", ".ipynb_checkpoints", "jupyter_execute")
@@ -33,7 +37,8 @@ def _copy_sources(dest):
 def _sphinx(src, out, *extra):
     cmd = [sys.executable, "-m", "sphinx", "-W", "--keep-going", "-q", "-b", "html",
            "-D", "nb_execution_mode=off", "-d", str(out / "doctrees"), *extra, str(src), str(out / "html")]
-    return subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    env = {**os.environ, "VI_LAB_NODE_MODULES": str(NODE_MODULES)}
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=env)
 
 
 @pytest.fixture(scope="module")
@@ -42,6 +47,23 @@ def built_site(tmp_path_factory):
     src = _copy_sources(tmp / "src")
     result = _sphinx(src, tmp)
     return result, tmp / "html"
+
+
+def test_math_renderer_is_bundled_not_loaded_from_a_cdn(built_site):
+    """Every page that has math loads MathJax from _static/ of the site itself; nothing on any
+    page is fetched from the network (the site must work opened from disk)."""
+    _, html = built_site
+    assert (html / "_static" / "mathjax" / "tex-chtml.js").is_file(), "MathJax was not copied into the site"
+    fonts = list((html / "_static" / "mathjax" / "output" / "chtml" / "fonts").rglob("*.woff*"))
+    assert fonts, "MathJax's CHTML fonts were not copied into the site"
+    pages = sorted(html.rglob("*.html"))
+    remote = {str(p.relative_to(html)): re.findall(r'<(?:script|link)[^>]+(?:src|href)="(https?:[^"]+)"', p.read_text("utf-8"))
+              for p in pages}
+    remote = {k: v for k, v in remote.items() if v}
+    assert not remote, f"pages that load scripts or styles from the network: {remote}"
+    math_guide = (html / "math_guide.html").read_text("utf-8")
+    assert 'src="_static/mathjax/tex-chtml.js"' in math_guide
+    assert 'href="_static/vi_lab.css' in math_guide
 
 
 def test_docs_build_without_warnings(built_site):
@@ -89,6 +111,7 @@ def test_broken_reference_fails_the_build(tmp_path):
     src.mkdir()
     shutil.copy(DOCS / "conf.py", src / "conf.py")
     shutil.copytree(DOCS / "_templates", src / "_templates")
+    shutil.copytree(DOCS / "_static", src / "_static")
     (src / "index.md").write_text(
         "# Page\n\nExisting: {py:func}`vi_lab.exact.elbo`.\n\n"
         "Missing: {py:func}`vi_lab.exact.no_such_function`.\n\n"
