@@ -7,9 +7,12 @@ vi_lab computes by enumeration (or closed form / quadrature), and returns a
     from vi_lab import exercises
     exercises.check_log_marginal(my_log_marginal)
 
-One submodule per notebook; every checker is re-exported here.
+One submodule per notebook; every checker is re-exported here. The prediction questions of
+all notebooks share one checker, :func:`check_answer` (see :mod:`vi_lab.exercises.questions`)::
+
+    exercises.check_answer("05.toy_gradient", 0.025)
 """
-from . import amortized, bernoulli_model, elbo, estimators, tightness, wake_sleep
+from . import amortized, bernoulli_model, elbo, estimators, questions, tightness, wake_sleep
 from ._check import CheckResult, compare_arrays, compare_monte_carlo, run_student
 from .bernoulli_model import check_log_marginal, check_posterior_marginals, check_sample
 from .elbo import check_elbo, check_elbo_estimate, check_elbo_grad_logits
@@ -18,6 +21,7 @@ from .wake_sleep import check_inclusive_kl, check_rws_wake_phi
 from .estimators import (check_score_function, check_relaxed_sample, check_concrete_grad,
                          check_leave_one_out, check_disarm)
 from .tightness import check_iwae, check_gaps
+from .questions import QUESTIONS, check_answer
 
 # Checkers by notebook, in the order the notebooks use them.
 CHECKERS = {
@@ -31,5 +35,6 @@ CHECKERS = {
     "07_elbo_tightness": ["check_iwae", "check_gaps"],
 }
 
-__all__ = ["CheckResult", "compare_arrays", "compare_monte_carlo", "run_student", "CHECKERS"] + [
+__all__ = ["CheckResult", "compare_arrays", "compare_monte_carlo", "run_student", "CHECKERS", "QUESTIONS",
+           "check_answer"] + [
     name for names in CHECKERS.values() for name in names]

@@ -166,6 +166,20 @@ def _flat(tree, keys):
     return onp.concatenate([onp.ravel(tree[key]) for key in keys])
 
 
+def _worst_entry(got, expected, keys):
+    """Where the gradient dicts differ most, named by key and index within that array."""
+    best = None
+    for key in keys:
+        diff = onp.abs(onp.asarray(got[key], dtype=float) - onp.asarray(expected[key], dtype=float))
+        if diff.size and (best is None or diff.max() > best[0]):
+            best = (diff.max(), key, onp.unravel_index(onp.argmax(diff), diff.shape))
+    _, key, index = best
+    value_got = onp.asarray(got[key], dtype=float)[index]
+    value_exp = onp.asarray(expected[key], dtype=float)[index]
+    where = f"[{', '.join(str(int(i)) for i in index)}]" if index else ""
+    return f"largest mismatch at q_params[{key!r}]{where}: yours {value_got:.6g}, exact {value_exp:.6g}"
+
+
 def check_encoder_grad(encoder_grad):
     """Check a student's gradient of the summed exact ELBO with respect to the encoder weights.
 
@@ -222,7 +236,8 @@ def check_encoder_grad(encoder_grad):
             extra = (": check the tanh derivative 1 - h**2 on the way back to the first layer"
                      if set(right) == {"W1", "b1"} else "")
             hints.append(f"{', '.join(right)} match but {', '.join(wrong)} do not{extra}")
-        result.details = hints + [d.replace("index (", "flattened index (") for d in result.details]
+        result.details = hints + [d for d in result.details if not d.startswith("largest mismatch")] + [
+            _worst_entry(got, expected, keys)]
         return result
 
     return _run_problems(exercise, encoder_grad, _grad_problems(),

@@ -80,11 +80,17 @@ def _named_mistakes(got, mistakes, rtol=1e-6, atol=1e-8):
     return hints
 
 
-def _compare(exercise, got, expected, mistakes=(), rtol=1e-7, atol=1e-9, name="value"):
-    """:func:`compare_arrays`, with the matching known mistakes named first when it fails."""
+def _compare(exercise, got, expected, mistakes=(), rtol=1e-7, atol=1e-9, name="value", shape_hints=None):
+    """:func:`compare_arrays`, with the matching known mistakes named first when it fails.
+
+    ``shape_hints`` maps a wrong shape to what it usually means (e.g. a reduction over the wrong axis).
+    """
     result = compare_arrays(exercise, got, expected, rtol=rtol, atol=atol, name=name)
     if not result.passed:
-        result.details = _named_mistakes(got, mistakes) + result.details
+        hints = _named_mistakes(got, mistakes)
+        if shape_hints:
+            hints += [hint for shape, hint in shape_hints.items() if onp.shape(got) == tuple(shape)]
+        result.details = hints + result.details
     return result
 
 
@@ -157,7 +163,9 @@ def check_log_marginal(log_marginal):
             (f"you averaged over the {n_states} states; p(x) is their sum weighted by the prior",
              expected - onp.log(n_states)),
         ]
-        return _compare(exercise, got, expected, mistakes, name="log p(x)")
+        wrong_axis = {(n_states,): f"your result has one value per latent state ({n_states}): you reduced over "
+                                   "the datapoints (axis 0); log-sum-exp over the states (axis 1) instead"}
+        return _compare(exercise, got, expected, mistakes, name="log p(x)", shape_hints=wrong_axis)
 
     return _run_problems(exercise, log_marginal, _standard_problems(),
                          lambda fn, p: fn(p.model, p.params, p.x.copy()), evaluate,
@@ -201,6 +209,9 @@ def check_posterior_marginals(posterior_marginals):
              onp.exp(table) @ states),
             ("you weighted the states by p(x|z) alone: the prior p(z) is missing from the posterior",
              lik_weights @ states),
+            ("you normalized over the wrong axis: p(z|x_n) sums to one over the states z (axis 1 of the "
+             "(N, 2**K) table), not over the datapoints (axis 0)",
+             onp.exp(table - _logsumexp(table, 0)[None, :]) @ states),
         ]
         return _compare(exercise, got, expected, mistakes, rtol=1e-6, atol=1e-9, name="posterior marginals")
 

@@ -94,9 +94,31 @@ def check_elbo(elbo):
             ("you averaged over the states uniformly: weight each state by q(z|x)",
              onp.mean(table - log_q, axis=1)),
         ]
-        return _compare(exercise, got, expected, mistakes, rtol=1e-7, atol=1e-8, name="ELBO")
+        result = _compare(exercise, got, expected, mistakes, rtol=1e-7, atol=1e-8, name="ELBO")
+        if not result.passed:
+            result.details = _zero_log_zero_hint(got, problem.q_logits) + result.details
+        return result
 
     return _run_problems(exercise, elbo, _q_problems(), _call, evaluate, "matches exact.elbo")
+
+
+def _zero_log_zero_hint(got, q_logits, extreme=30.0):
+    """The 0 * log 0 hint when the non-finite values sit exactly in the rows with a near-deterministic q."""
+    try:
+        got = onp.asarray(got, dtype=float)
+    except (TypeError, ValueError):
+        return []
+    if got.shape != q_logits.shape[:1]:
+        return []
+    bad = ~onp.isfinite(got)
+    sharp = onp.any(onp.abs(q_logits) > extreme, axis=1)
+    if bad.any() and onp.all(sharp[bad]):
+        return ["your ELBO is not finite for the near-deterministic q (logits +-1e4): there some states have "
+                "q(z) = 0 exactly, and 0 * log 0 = 0 * (-inf) = nan. A product of probabilities "
+                "prod_k sigma(psi_k)^z_k (1 - sigma(psi_k))^(1 - z_k) rounds to 0; compute log q(z) in log "
+                "space (variational.log_prob, softplus) and weight by exp(log q), or use the closed-form "
+                "entropy"]
+    return []
 
 
 # ---------------------------------------------------------------------------- exercise 2

@@ -145,14 +145,49 @@ def _scale_hints(mean, se, expected, n_samples, candidates=None):
     return hints
 
 
-def _mc_check(exercise, samples, expected, n_samples, name="gradient"):
-    """compare_monte_carlo plus a guess at the mistake when it fails."""
+def _mc_check(exercise, samples, expected, n_samples, name="gradient", targets=()):
+    """compare_monte_carlo plus a guess at the mistake when it fails.
+
+    ``targets`` are (mean, hint) pairs: the exact expectation of a known wrong estimator and what
+    to say when the student's estimates average to it; they are tried before the scale hints.
+    """
     result = compare_monte_carlo(exercise, samples, expected, n_se=_N_SE, name=name)
     if result.passed:
         return result
     mean = samples.mean(axis=0)
     se = samples.std(axis=0, ddof=1) / onp.sqrt(samples.shape[0])
-    return CheckResult(exercise, False, _scale_hints(mean, se, expected, n_samples) + result.details)
+    hints = [hint for target, hint in targets
+             if onp.all(onp.abs(mean - target) < _N_SE * (se + 1e-12) + 1e-9 * onp.abs(target))][:1]
+    return CheckResult(exercise, False, (hints or _scale_hints(mean, se, expected, n_samples)) + result.details)
+
+
+def _states_and_probs(logits=PROBLEM_LOGITS):
+    """The 2**K states (M, K) and q(z) for every batch position, shape (M, N)."""
+    n_latent = logits.shape[-1]
+    states = ((onp.arange(2 ** n_latent)[:, None] >> onp.arange(n_latent - 1, -1, -1)) & 1).astype(float)
+    p = onp.asarray(sigmoid(logits))                                            # (N, K)
+    probs = onp.prod(onp.where(states[:, None, :] == 1.0, p[None], 1.0 - p[None]), axis=-1)
+    return states, probs
+
+
+def _expected_score_without_centring(f=problem_objective, logits=PROBLEM_LOGITS):
+    """E_q[f(z) z]: the mean of REINFORCE with the score z instead of z - sigmoid(psi), shape (N, K)."""
+    states, probs = _states_and_probs(logits)
+    zs = onp.broadcast_to(states[:, None, :], (states.shape[0],) + logits.shape)
+    return onp.einsum("mn,mn,mnk->nk", probs, onp.asarray(f(zs)), zs)
+
+
+def _expected_disarm_independent(f=problem_objective, logits=PROBLEM_LOGITS):
+    """The mean of the DisARM formula when b and b~ are drawn from two INDEPENDENT uniforms, (N, K)."""
+    states, probs = _states_and_probs(logits)
+    m = states.shape[0]
+    zs = onp.broadcast_to(states[:, None, :], (m,) + logits.shape)
+    fz = onp.asarray(f(zs))                                                     # (M, N)
+    b, bt = states[:, None, None, :], states[None, :, None, :]                  # (M, 1, 1, K), (1, M, 1, K)
+    weight = probs[:, None, :] * probs[None, :, :]                              # (M, M, N)
+    diff = 0.5 * (fz[:, None, :] - fz[None, :, :])                              # (M, M, N)
+    term = diff[..., None] * (-1.0) ** bt * (b != bt) * onp.asarray(sigmoid(onp.abs(logits)))
+    return onp.einsum("abn,abnk->nk", weight, term)
 
 
 def _reference_variance(name, n_samples, f=problem_objective, n_reps=4000, seed=99, **options):
@@ -171,7 +206,7 @@ def _generic_args(f, n_samples, logits=PROBLEM_LOGITS):
 
 
 # ---------------------------------------------------------------------------- notebook 5
-def _unbiased_estimates(exercise, grad, expected, args, n_reps, rng, n_samples):
+def _unbiased_estimates(exercise, grad, expected, args, n_reps, rng, n_samples, targets=()):
     """The checks every unbiased-estimator exercise starts with.
 
     The student's estimator must repeat itself under a fixed seed, return ``n_reps`` estimates
@@ -192,7 +227,7 @@ def _unbiased_estimates(exercise, grad, expected, args, n_reps, rng, n_samples):
     failure = _varies(exercise, samples, expected)
     if failure is not None:
         return None, failure
-    return samples, _mc_check(exercise, samples, expected, n_samples)
+    return samples, _mc_check(exercise, samples, expected, n_samples, targets=targets)
 
 
 def check_score_function(grad, n_samples=3, n_reps=500, rng=0):
@@ -225,7 +260,10 @@ def check_score_function(grad, n_samples=3, n_reps=500, rng=0):
     exercise = "score-function (REINFORCE) gradient estimator"
     expected = _exact_grad()
     args = _generic_args(problem_objective, n_samples)
-    samples, result = _unbiased_estimates(exercise, grad, expected, args, n_reps, rng, n_samples)
+    targets = [(_expected_score_without_centring(),
+                "your estimates average to E_q[f(z) z]: the -sigmoid(psi) of the Bernoulli score is missing "
+                "(d/dpsi log q(z) = z - sigmoid(psi), not z)")]
+    samples, result = _unbiased_estimates(exercise, grad, expected, args, n_reps, rng, n_samples, targets)
     if not result.passed:
         return result
     ref = _reference_variance("score_function", n_samples)
@@ -476,7 +514,11 @@ def check_disarm(grad, n_pairs=4, n_reps=500, rng=0):
     exercise = "DisARM antithetic gradient estimator"
     expected = _exact_grad()
     args = _generic_args(problem_objective, n_pairs)
-    samples, result = _unbiased_estimates(exercise, grad, expected, args, n_reps, rng, n_pairs)
+    targets = [(_expected_disarm_independent(),
+                "your estimates average to the DisARM formula with b and b~ drawn from two independent "
+                "uniforms: draw ONE u per pair and build both b = 1[u < sigmoid(psi)] and "
+                "b~ = 1[u > sigmoid(-psi)] from it (antithetic, not independent)")]
+    samples, result = _unbiased_estimates(exercise, grad, expected, args, n_reps, rng, n_pairs, targets)
     if not result.passed:
         return result
     failure = _shift_invariant(exercise, grad, problem_objective, n_pairs, 20.0,

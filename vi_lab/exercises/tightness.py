@@ -69,6 +69,9 @@ def _iwae_reps(exercise, iwae, problem, k, n_reps, seed):
         if value.shape != (x.shape[0],):
             hint = " (one value per datapoint: reduce over the k samples, axis 0)" if value.shape[-1:] == (x.shape[0],) \
                 else ""
+            if value.shape == (k,):
+                hint = (f" (one value per sample: you reduced over the datapoints, axis 1; take the log-mean-exp "
+                        f"over the k samples, axis 0)")
             return None, CheckResult(exercise, False, [
                 f"your bound has shape {value.shape}, expected ({x.shape[0]},){hint}"])
         if not onp.all(onp.isfinite(value)):
