@@ -39,11 +39,8 @@ def variance_breakdown(out):
     """Seconds spent per estimator (timed estimates only, excluding setup and figures)."""
     from vi_lab.experiments import read_table
     table = read_table(os.path.join(out, "variance.json"))
-    rows = []
-    for name in table.unique("estimator"):
-        sub = table.where(estimator=name)
-        rows.append((name, float((sub.column("seconds") * sub.column("reps")).sum())))
-    return sorted(rows, key=lambda r: -r[1])
+    seconds = (table["seconds"] * table["reps"]).groupby(table["estimator"], sort=False).sum()
+    return sorted(seconds.items(), key=lambda r: -r[1])
 
 
 def main(commands):

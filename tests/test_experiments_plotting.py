@@ -4,11 +4,12 @@ import sys
 import textwrap
 
 import numpy as onp
+import pandas as pd
 import pytest
 
 import vi_lab
 from vi_lab import plotting
-from vi_lab.experiments import Table, iwae_curve
+from vi_lab.experiments import iwae_curve
 from vi_lab.plotting.style import _KNOWN
 
 
@@ -20,7 +21,7 @@ def _variance_table():
                 var = c / s
                 rows.append({"checkpoint": step, "estimator": name, "S": s, "var_q": var, "var_model": var / 2,
                              "var_q_x_cost": var * cost * s, "var_model_x_cost": var * cost * s / 2})
-    return Table(rows)
+    return pd.DataFrame(rows)
 
 
 def _tightness_table():
@@ -35,7 +36,7 @@ def _tightness_table():
     for k in (1, 10):
         cols[f"iwae_{k}"] = log_px - (approx + amort) / k
         cols[f"iwae_{k}_se"] = onp.full(n, 0.01)
-    return Table.from_columns(cols)
+    return pd.DataFrame(cols)
 
 
 def _labels(fig):
@@ -59,7 +60,7 @@ def test_variance_figures_have_log_axes_a_reference_line_and_labels():
 def test_bias_variance_tau_figure():
     rows = [{"estimator": "concrete", "tau": t, "S": 10, "bias2_q": 0.1 * t, "bias2_q_se": 0.01, "var_q": 1 / t,
              "mse_q": 0.1 * t + 1 / t, "mse_q_se": 0.02} for t in (0.1, 1.0)]
-    fig = plotting.bias_variance_vs_tau(Table(rows))
+    fig = plotting.bias_variance_vs_tau(pd.DataFrame(rows))
     assert len(fig.axes) == 3 and all(ax.get_xlabel() == "temperature τ" for ax in fig.axes)
 
 
@@ -77,7 +78,7 @@ def test_tightness_and_iwae_figures():
 def test_learning_curves_figure():
     rows = [{"method": m, "step": s, "seconds": 0.01 * s * (i + 1), "log_px_train": -10 + s / 10 * (i + 1),
              "log_px_valid": -11 + s / 20} for i, m in enumerate(["arm", "exact_ml"]) for s in (0, 10, 20)]
-    fig = plotting.train_compare_curves(Table(rows))
+    fig = plotting.train_compare_curves(pd.DataFrame(rows))
     assert len(fig.axes) == 4
     assert "wall time" in fig.axes[3].get_xlabel() and "nats" in fig.axes[0].get_ylabel()
 

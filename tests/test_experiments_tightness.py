@@ -1,5 +1,6 @@
 """The tightness experiment: gaps add up, IWAE is ordered in k, everything reproducible."""
 import numpy as onp
+import pandas as pd
 import pytest
 
 import vi_lab
@@ -22,6 +23,18 @@ def problem():
     return model, params, x, rng.normal(size=(12, 3)), rng.normal(size=(12, 3))
 
 
+def _split(df, split):
+    return df[df["split"] == split].reset_index(drop=True)
+
+
+def _one(df, **conditions):
+    mask = onp.ones(len(df), dtype=bool)
+    for key, value in conditions.items():
+        mask &= (df[key] == value).to_numpy()
+    assert mask.sum() == 1
+    return df[mask].iloc[0]
+
+
 @pytest.fixture(scope="module")
 def table(problem):
     model, params, x, q_logits, ws_logits = problem
@@ -31,14 +44,14 @@ def table(problem):
 
 def test_gaps_add_up_to_the_exact_log_marginal(table, problem):
     model, params, x, q_logits, _ = problem
-    log_px = table.column("log_px")
+    log_px = table["log_px"].to_numpy()
     onp.testing.assert_allclose(log_px, exact.log_marginal(model, params, x), rtol=0, atol=1e-12)
-    onp.testing.assert_allclose(table.column("elbo_amortized"), exact.elbo(model, params, q_logits, x), atol=1e-12)
-    recon = table.column("elbo_amortized") + table.column("approximation_gap") + table.column("amortization_gap")
+    onp.testing.assert_allclose(table["elbo_amortized"].to_numpy(), exact.elbo(model, params, q_logits, x), atol=1e-12)
+    recon = table["elbo_amortized"].to_numpy() + table["approximation_gap"].to_numpy() + table["amortization_gap"].to_numpy()
     assert onp.max(onp.abs(log_px - recon)) < 1e-8
-    assert onp.all(table.column("approximation_gap") >= -1e-10)
-    assert onp.all(table.column("amortization_gap") >= 0)
-    onp.testing.assert_allclose(table.column("wake_sleep_gap"), log_px - table.column("elbo_wake_sleep"), atol=1e-12)
+    assert onp.all(table["approximation_gap"].to_numpy() >= -1e-10)
+    assert onp.all(table["amortization_gap"].to_numpy() >= 0)
+    onp.testing.assert_allclose(table["wake_sleep_gap"].to_numpy(), log_px - table["elbo_wake_sleep"].to_numpy(), atol=1e-12)
 
 
 def test_best_mean_field_elbo_beats_the_posterior_marginals_and_random_q(table, problem):
@@ -47,12 +60,12 @@ def test_best_mean_field_elbo_beats_the_posterior_marginals_and_random_q(table, 
     candidates = [onp.log(marg) - onp.log1p(-marg)] + [onp.random.default_rng(s).normal(size=(12, 3)) * 3
                                                         for s in range(5)]
     for logits in candidates:
-        assert onp.all(table.column("elbo_local") >= exact.elbo(model, params, logits, x) - 1e-9)
+        assert onp.all(table["elbo_local"].to_numpy() >= exact.elbo(model, params, logits, x) - 1e-9)
 
 
 def _non_decreasing(curve_table, column="iwae"):
     """Consecutive means may decrease by at most N_SE standard errors of their difference."""
-    values, ses = curve_table.column(column), curve_table.column(f"{column}_se")
+    values, ses = curve_table[column].to_numpy(), curve_table[f"{column}_se"].to_numpy()
     diffs = onp.diff(values)
     tol = N_SE * onp.hypot(ses[1:], ses[:-1])
     return bool(onp.all(diffs >= -tol))
@@ -60,21 +73,20 @@ def _non_decreasing(curve_table, column="iwae"):
 
 def test_iwae_is_non_decreasing_in_k_and_below_log_px(table):
     for split in ("train", "valid"):
-        curve = iwae_curve(table).where(split=split)
-        assert curve.column("k").tolist() == list(KS)
+        curve = _split(iwae_curve(table), split)
+        assert curve["k"].to_numpy().tolist() == list(KS)
         assert _non_decreasing(curve)
         # IWAE_1 is an unbiased estimate of the ELBO; every IWAE_k is below log p(x) in expectation
-        first = curve.rows[0]
+        first = curve.iloc[0]
         assert abs(first["iwae"] - first["elbo_amortized"]) < N_SE * first["iwae_se"]
-        assert onp.all(curve.column("iwae") <= curve.column("log_px") + N_SE * curve.column("iwae_se"))
+        assert onp.all(curve["iwae"].to_numpy() <= curve["log_px"].to_numpy() + N_SE * curve["iwae_se"].to_numpy())
     # the gap to log p(x) closes visibly from k = 1 to k = 30 with this poor q
-    curve = iwae_curve(table).where(split="train")
-    assert curve.column("iwae")[-1] - curve.column("iwae")[0] > N_SE * onp.hypot(*curve.column("iwae_se")[[0, -1]])
+    curve = _split(iwae_curve(table), "train")
+    assert curve["iwae"].to_numpy()[-1] - curve["iwae"].to_numpy()[0] > N_SE * onp.hypot(*curve["iwae_se"].to_numpy()[[0, -1]])
 
 
 def test_the_monotonicity_check_rejects_a_wrong_bound(problem):
     """log-MIN-exp of the weights instead of log-mean-exp decreases with k, and the same check catches it."""
-    from vi_lab.experiments import Table
     model, params, x, q_logits, _ = problem
     rng = onp.random.default_rng(5)
     rows = []
@@ -86,7 +98,7 @@ def test_the_monotonicity_check_rejects_a_wrong_bound(problem):
             draws.append(onp.min(log_w, axis=0))
         draws = onp.array(draws)
         rows.append({"k": k, "iwae": draws.mean(), "iwae_se": draws.mean(axis=1).std(ddof=1) / onp.sqrt(6)})
-    assert not _non_decreasing(Table(rows))
+    assert not _non_decreasing(pd.DataFrame(rows))
 
 
 def test_iwae_column_matches_the_objectives_module(problem):
@@ -95,27 +107,40 @@ def test_iwae_column_matches_the_objectives_module(problem):
     from vi_lab.experiments.specs import spec_rng
     rng = spec_rng(0, "iwae", 10)
     expected = onp.mean([objectives.iwae(model, params, q_logits, x, 10, rng) for _ in range(2)], axis=0)
-    onp.testing.assert_allclose(t.column("iwae_10"), expected, rtol=1e-12)
-    assert onp.all(onp.isnan(t.column("elbo_wake_sleep")))
+    onp.testing.assert_allclose(t["iwae_10"].to_numpy(), expected, rtol=1e-12)
+    assert onp.all(onp.isnan(t["elbo_wake_sleep"].to_numpy()))
 
 
 def test_summary_means_match_the_columns(table):
     summary = tightness_summary(table)
-    assert set(summary.unique("split")) == {"all", "train", "valid"}
-    row = summary.where(quantity="log_px", split="train").rows[0]
-    assert row["mean"] == pytest.approx(table.where(split="train").column("log_px").mean())
+    assert set(summary["split"]) == {"all", "train", "valid"}
+    row = _one(summary, quantity="log_px", split="train")
+    assert row["mean"] == pytest.approx(_split(table, "train")["log_px"].to_numpy().mean())
     assert row["n"] == 8
-    gap = summary.where(quantity="approximation_gap", split="all").rows[0]
-    assert gap["se"] == pytest.approx(table.column("approximation_gap").std(ddof=1) / onp.sqrt(12))
+    gap = _one(summary, quantity="approximation_gap", split="all")
+    assert gap["se_data"] == pytest.approx(table["approximation_gap"].to_numpy().std(ddof=1) / onp.sqrt(12))
+    assert gap["se_mc"] == 0.0                                  # exact: no Monte Carlo error
+
+
+def test_summary_keeps_the_two_standard_errors_of_iwae_apart(table):
+    summary = tightness_summary(table)
+    row = _one(summary, quantity="iwae_10", split="valid")
+    part = _split(table, "valid")
+    values, ses = part["iwae_10"].to_numpy(), part["iwae_10_se"].to_numpy()
+    # across datapoints: the spread of the 4 per-datapoint means
+    assert row["se_data"] == pytest.approx(values.std(ddof=1) / 2.0, rel=1e-12)
+    # Monte Carlo: the draws' own error, which with 20 draws per point is much smaller here
+    assert row["se_mc"] == pytest.approx(onp.sqrt(onp.sum(ses ** 2)) / 4.0, rel=1e-12)
+    assert row["se_mc"] < row["se_data"]
 
 
 def test_same_seed_same_numbers(problem, table):
     model, params, x, q_logits, ws_logits = problem
     again = tightness(model, params, x, q_logits, ws_logits, ks=KS, iwae_reps=20, split=["train"] * 8 + ["valid"] * 4,
                       rng=0)
-    assert again == table
+    pd.testing.assert_frame_equal(again, table)
     other = tightness(model, params, x, q_logits, ws_logits, ks=KS, iwae_reps=6, rng=1)
-    assert not onp.array_equal(other.column("iwae_3"), table.column("iwae_3"))
+    assert not onp.array_equal(other["iwae_3"].to_numpy(), table["iwae_3"].to_numpy())
 
 
 @pytest.mark.parametrize("kwargs, match", [
@@ -148,7 +173,7 @@ def test_run_tightness_end_to_end_is_reproducible():
     kw = dict(latent=3, train_steps=5, ks=(1, 4), iwae_reps=2, sleep_steps=5, local_restarts=1, seed=0)
     a, b = run_tightness(**kw), run_tightness(**kw)
     assert set(a) == {"tightness", "tightness_summary", "iwae"}
-    assert len(a["tightness"]) == 180 and a["tightness"].unique("split") == ["train", "valid"]
+    assert len(a["tightness"]) == 180 and list(dict.fromkeys(a["tightness"]["split"])) == ["train", "valid"]
     for name in a:
-        assert a[name] == b[name]
+        pd.testing.assert_frame_equal(a[name], b[name])
     assert set(a.params) == {"params", "q_params", "sleep_q_params"}

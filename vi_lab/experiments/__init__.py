@@ -1,9 +1,11 @@
 """The experiments: gradient variance, bound tightness, training comparisons.
 
-Each experiment is a Python function that returns a tidy :class:`Table` (or, for the whole
-runs behind the ``vi-lab`` subcommands, a :class:`Results` mapping names to tables, whose
-``save(out)`` writes a run directory: tables as CSV and JSON, figures as PNG and PDF,
-``config.json`` and the model parameters, every file written atomically).
+Each experiment is a Python function that returns a long-form (tidy) :class:`pandas.DataFrame`
+(or, for the whole runs behind the ``vi-lab`` subcommands, a :class:`Results` mapping names to
+DataFrames, whose ``save(out)`` writes a run directory: tables as CSV and JSON (and Parquet with
+pyarrow), figures as PNG and PDF, ``config.json`` and the model parameters). Print one with
+:func:`format_table`; drop its wall-clock columns with :func:`without_wall_clock` to compare two
+runs with the same seed exactly.
 
 Measurements on a model you already have:
 
@@ -21,8 +23,8 @@ Whole runs on the default problems (what the subcommands run):
 
 Computation only: the figures are drawn by :mod:`vi_lab.plotting`, which these modules never import.
 """
-from .table import Table
-from .results import Results, RunWriter, read_table, read_config, load_params, save_params
+from .table import WALL_CLOCK_COLUMNS, format_table, frame, read_table, without_wall_clock, write_table
+from .results import Results, RunWriter, read_config, load_params, save_params
 from .specs import ALIASES, default_specs
 from .problem import Problem, load_data, make_model, train_checkpoints
 from .variance import variance, tau_sweep, gradient_stats
@@ -30,7 +32,7 @@ from .tightness import tightness, tightness_summary, iwae_curve, sleep_encoder
 from .compare import run_variance, run_tightness, compare, variance_summary
 from .train_compare import train_compare, REFERENCE_METHODS
 
-__all__ = ["Table", "Results", "RunWriter", "read_table", "read_config", "load_params", "save_params", "ALIASES",
-           "default_specs", "Problem", "load_data", "make_model", "train_checkpoints", "variance", "tau_sweep",
+__all__ = ["WALL_CLOCK_COLUMNS", "format_table", "frame", "without_wall_clock", "write_table", "read_table",
+           "Results", "RunWriter", "read_config", "load_params", "save_params", "ALIASES", "default_specs", "Problem", "load_data", "make_model", "train_checkpoints", "variance", "tau_sweep",
            "gradient_stats", "tightness", "tightness_summary", "iwae_curve", "sleep_encoder", "run_variance",
            "run_tightness", "compare", "variance_summary", "train_compare", "REFERENCE_METHODS"]

@@ -10,6 +10,7 @@ import time
 
 from .. import exact
 from ..cli import UsageError
+from .table import format_table
 
 __all__ = ["add_subcommands"]
 
@@ -220,13 +221,14 @@ def run_variance_cmd(args):
                            warmup=args.warmup, model_grad=not args.no_model_grad, seed=args.seed,
                            progress=not args.quiet)
     table = res["variance"]
-    for step in table.unique("checkpoint"):
-        sub = table.where(checkpoint=step)
-        sub.title = f"Gradient of sum_n ELBO_n, model after {step} training steps (variances in nats^2)"
-        print(sub.format(_VARIANCE_COLUMNS))
+    for step in dict.fromkeys(table["checkpoint"]):
+        sub = table[table["checkpoint"] == step]
+        print(format_table(sub, _VARIANCE_COLUMNS, title=f"Gradient of sum_n ELBO_n, model after {step} training "
+                                                        f"steps (variances in nats^2)"))
         print()
     if "tau" in res:
-        print(res["tau"].format(["estimator", "tau", "S", "bias2_q", "bias2_q_se", "var_q", "mse_q", "mse_q_se"]))
+        print(format_table(res["tau"], ["estimator", "tau", "S", "bias2_q", "bias2_q_se", "var_q", "mse_q",
+                                        "mse_q_se"]))
     return _finish(args, res, started)
 
 
@@ -254,23 +256,27 @@ def run_train_compare_cmd(args):
         if str(exc).startswith("methods:"):
             raise _usage("--methods", exc) from None
         raise
-    print(res["summary"])
+    print(format_table(res["summary"]))
     return _finish(args, res, started)
 
 
 def _pivot(summary):
-    """quantity x split table of 'mean ± se' strings for the terminal."""
-    from .table import Table
-    splits = summary.unique("split")
+    """quantity x split table of 'mean ± se_data' strings for the terminal, with the Monte Carlo se apart."""
+    import pandas as pd
+    splits = list(dict.fromkeys(summary["split"]))
     rows = []
-    for q in summary.unique("quantity"):
+    for q in dict.fromkeys(summary["quantity"]):
         row = {"quantity [nats]": q}
         for s in splits:
-            match = summary.where(quantity=q, split=s).rows
-            if match:
-                row[s] = f"{match[0]['mean']:.4f} ± {match[0]['se']:.4f}"
+            match = summary[(summary["quantity"] == q) & (summary["split"] == s)]
+            if len(match):
+                m = match.iloc[0]
+                row[s] = f"{m['mean']:.4f} ± {m['se_data']:.4f}"
+                if m["se_mc"] > 0:
+                    row[s] += f" (MC ± {m['se_mc']:.4f})"
         rows.append(row)
-    return Table(rows, title=summary.title)
+    return format_table(pd.DataFrame(rows), title=summary.attrs.get("title", "") +
+                        " (± se across datapoints; MC: Monte Carlo se)")
 
 
 def run_tightness_cmd(args):
@@ -308,7 +314,7 @@ def run_compare_cmd(args):
                       train_steps=args.train_steps, ks=args.ks, iwae_reps=args.iwae_reps,
                       sleep_steps=args.sleep_steps, progress=not args.quiet)
     print("vi-lab compare: K = 8 binary latents, 4x4 bars-and-stripes (120 training, 60 held-out images)\n")
-    print(res["summary"])
+    print(format_table(res["summary"]))
     print("  var_q: total variance of the q-gradient; var_q_x_cost: the same times decoder evaluations "
           "(lower is better at equal compute);\n  bias2_q: squared bias against the exact gradient "
           "(unbiased estimators: within a few bias2_q_se of 0); snr_q_global: ||mean|| / sqrt(var_q).\n")

@@ -6,16 +6,17 @@
   :func:`~vi_lab.experiments.tightness` on training and held-out data.
 - :func:`compare`: the main job, a small version of both on the embedded default data.
 
-Each returns a :class:`~vi_lab.experiments.results.Results` (name -> Table) whose ``save``
+Each returns a :class:`~vi_lab.experiments.results.Results` (name -> pandas.DataFrame) whose ``save``
 writes the run directory.
 """
 import numpy as onp
+import pandas as pd
 
 from .._validation import check_positive_int
 from .problem import load_data, make_model, train_checkpoints
 from .results import Results
 from .specs import as_seed
-from .table import Table
+from .table import frame
 from .tightness import DEFAULT_KS, iwae_curve, sleep_encoder, tightness, tightness_summary
 from .variance import DEFAULT_SAMPLES, DEFAULT_TAUS, tau_estimators, tau_sweep, variance
 
@@ -75,7 +76,7 @@ def run_variance(latent=10, data="bars", hidden=(32,), n_data=30, estimators=Non
         tables.append(variance(model, p.params, p.q_logits(x), x, estimators=estimators, samples=samples, reps=reps,
                                rng=seed, checkpoint=p.step, model_grad=model_grad, warmup=warmup,
                                progress=progress))
-    out = Table([r for t in tables for r in t.rows], tables[0].columns, tables[0].title)
+    out = frame(pd.concat(tables, ignore_index=True), list(tables[0].columns), tables[0].attrs["title"])
     last = problems[-1]
     results = {"variance": out}
     swept = tau_estimators(estimators)
@@ -147,22 +148,23 @@ def variance_summary(table, n_samples=None):
 
     Returns
     -------
-    Table
+    pandas.DataFrame
         ``estimator, S, unbiased, var_q, var_q_x_cost, bias2_q, bias2_q_se, snr_q_global, evals,
-        ms`` at the last checkpoint, sorted by variance at equal cost.
+        ms`` at the last checkpoint, sorted by variance at equal cost (``ms``: wall-clock
+        milliseconds per estimate).
     """
     if "checkpoint" in table.columns and len(table):
-        table = table.where(checkpoint=max(table.unique("checkpoint")))
-    sizes = sorted(table.unique("S"))
+        table = table[table["checkpoint"] == table["checkpoint"].max()]
+    sizes = sorted(table["S"].unique().tolist())
     if n_samples is None:
         n_samples = sizes[len(sizes) // 2]
-    rows = []
-    for r in table.where(S=n_samples).rows:
-        rows.append({"estimator": r["estimator"], "S": r["S"], "unbiased": r["unbiased"], "var_q": r["var_q"],
-                     "var_q_x_cost": r["var_q_x_cost"], "bias2_q": r["bias2_q"], "bias2_q_se": r["bias2_q_se"],
-                     "snr_q_global": r["snr_q_global"], "evals": r["evals"], "ms": 1e3 * r["seconds"]})
-    rows.sort(key=lambda r: (r["var_q_x_cost"] if r["var_q_x_cost"] is not None else onp.inf))
-    return Table(rows, title=f"q-gradient at S = {n_samples} (sorted by variance x cost; bias2 in nats^2)")
+    sub = table[table["S"] == n_samples]
+    out = pd.DataFrame({c: sub[c].to_numpy() for c in ("estimator", "S", "unbiased", "var_q", "var_q_x_cost",
+                                                       "bias2_q", "bias2_q_se", "snr_q_global", "evals")})
+    out["ms"] = 1e3 * sub["seconds"].to_numpy()
+    out = out.sort_values("var_q_x_cost", kind="stable", na_position="last").reset_index(drop=True)
+    return frame(out, list(out.columns),
+                 title=f"q-gradient at S = {n_samples} (sorted by variance x cost; bias2 in nats^2)")
 
 
 def compare(seed=0, samples=(1, 10, 100), reps=100, n_data=30, train_steps=300, taus=(0.1, 0.5, 2.0),

@@ -3,7 +3,8 @@
 A run directory holds::
 
     config.json          the exact configuration, seed, package versions and the list of files
-    <table>.csv/.json    every result table (see :class:`vi_lab.experiments.table.Table`)
+    <table>.csv/.json    every result table (a pandas.DataFrame; see :mod:`vi_lab.experiments.table`),
+    <table>.parquet      also as Parquet where pyarrow is importable
     <figure>.png/.pdf    every figure
     params.npz           the model parameters the experiment used (nested keys joined by "/")
 
@@ -19,6 +20,7 @@ import tempfile
 import numpy as onp
 
 from .._io import atomic_path, load_params, save_params, write_text
+from .table import read_table, write_table
 
 __all__ = ["Results", "RunWriter", "write_text", "atomic_path", "check_writable_dir", "save_params", "load_params",
            "read_table", "read_config"]
@@ -45,13 +47,6 @@ def check_writable_dir(path, name="out"):
         raise ValueError(f"{name}: cannot write results to {path!r} ({exc.strerror or exc}); "
                          f"choose a writable directory") from None
     return path
-
-
-def read_table(path):
-    """Read a table written by :class:`RunWriter` (the ``.json`` file) back into a Table."""
-    from .table import Table
-    with open(path, encoding="utf-8") as fh:
-        return Table.from_json(fh.read())
 
 
 def read_config(run_dir):
@@ -139,12 +134,10 @@ class RunWriter:
             self.files.append(filename)
 
     def table(self, name, table):
-        """Write ``name.csv`` and ``name.json``; returns the two paths."""
-        paths = [self.path(f"{name}.csv"), self.path(f"{name}.json")]
-        table.to_csv(paths[0])
-        table.to_json(paths[1])
-        self._add(f"{name}.csv")
-        self._add(f"{name}.json")
+        """Write a DataFrame as ``name.csv``, ``name.json`` (and ``name.parquet`` with pyarrow); returns the paths."""
+        paths = write_table(table, self.path(name))
+        for p in paths:
+            self._add(os.path.basename(p))
         self._write_config()
         return paths
 
@@ -184,7 +177,7 @@ class RunWriter:
 
 
 class Results(dict):
-    """The tables of one experiment run (name -> Table), with what is needed to save it.
+    """The tables of one experiment run (name -> pandas.DataFrame), with what is needed to save it.
 
     Attributes
     ----------

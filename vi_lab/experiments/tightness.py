@@ -19,7 +19,7 @@ import numpy as onp
 from .. import exact, objectives
 from .._validation import check_binary, check_positive_int
 from .specs import as_seed, spec_rng
-from .table import Table
+from .table import frame
 
 __all__ = ["tightness", "tightness_summary", "iwae_curve", "sleep_encoder", "DEFAULT_KS"]
 
@@ -101,7 +101,7 @@ def tightness(model, params, x, q_logits, ws_logits=None, ks=DEFAULT_KS, iwae_re
 
     Returns
     -------
-    Table
+    pandas.DataFrame
         One row per datapoint: ``index, split, log_px, elbo_amortized, elbo_local,
         elbo_wake_sleep, approximation_gap, amortization_gap, wake_sleep_gap`` and, per k,
         ``iwae_{k}`` (mean of the draws) and ``iwae_{k}_se`` (its Monte Carlo standard error).
@@ -143,7 +143,7 @@ def tightness(model, params, x, q_logits, ws_logits=None, ks=DEFAULT_KS, iwae_re
         draws = _iwae_draws(model, params, x, q_logits, k, iwae_reps, spec_rng(seed, "iwae", k))
         columns[f"iwae_{k}"] = draws.mean(axis=0)
         columns[f"iwae_{k}_se"] = draws.std(axis=0, ddof=1) / onp.sqrt(iwae_reps)
-    return Table.from_columns(columns, title="Bound tightness per datapoint [nats]")
+    return frame(columns, title="Bound tightness per datapoint [nats]")
 
 
 def _check_logits(logits, shape, name):
@@ -164,31 +164,46 @@ def _iwae_draws(model, params, x, logits, k, reps, rng, max_entries=2 ** 21):
     return out
 
 
+def _groups(table):
+    splits = list(dict.fromkeys(table["split"]))
+    return [("all", table)] + ([(s, table[table["split"] == s]) for s in splits] if len(splits) > 1 else [])
+
+
 def tightness_summary(table):
     """Means over datapoints (per split and overall) of every column of a :func:`tightness` table.
 
     Returns
     -------
-    Table
-        One row per quantity and split: ``quantity, split, mean, se`` (se: standard error over
-        datapoints for the exact columns; Monte Carlo standard error for the IWAE columns).
+    pandas.DataFrame
+        Long form, one row per quantity and split: ``quantity, split, mean, se_data, se_mc, n``.
+
+    Notes
+    -----
+    The two standard errors answer different questions, so they are kept apart:
+
+    - ``se_data``, across datapoints: std_n(v_n) / sqrt(n), how much the mean would change on
+      another sample of n datapoints from the same distribution;
+    - ``se_mc``, Monte Carlo: sqrt(sum_n se_n^2) / n with se_n the standard error of datapoint
+      n's IWAE estimate (``iwae_{k}_se``), how much the mean would change with other random
+      draws on the same datapoints. Exact columns (log p(x), ELBOs, gaps) have ``se_mc = 0``.
     """
     rows = []
-    splits = table.unique("split")
-    groups = [("all", table)] + ([(s, table.where(split=s)) for s in splits] if len(splits) > 1 else [])
-    quantities = [c for c in table.columns if c not in ("index", "split") and not c.endswith("_se")]
-    for name, sub in groups:
+    quantities = [c for c in table.columns if c not in ("index", "split") and not str(c).endswith("_se")]
+    for name, sub in _groups(table):
         n = len(sub)
         for q in quantities:
-            values = sub.column(q)
+            values = sub[q].to_numpy(dtype=float)
             if onp.all(onp.isnan(values)):
                 continue
+            se_data = float(values.std(ddof=1) / onp.sqrt(n)) if n > 1 else onp.nan
             if f"{q}_se" in sub.columns:
-                se = float(onp.sqrt(onp.sum(sub.column(f"{q}_se") ** 2)) / n)
+                se_mc = float(onp.sqrt(onp.sum(sub[f"{q}_se"].to_numpy(dtype=float) ** 2)) / n)
             else:
-                se = float(values.std(ddof=1) / onp.sqrt(n)) if n > 1 else onp.nan
-            rows.append({"quantity": q, "split": name, "mean": float(values.mean()), "se": se, "n": n})
-    return Table(rows, ["quantity", "split", "mean", "se", "n"], title="Bound tightness, averaged [nats]")
+                se_mc = 0.0
+            rows.append({"quantity": q, "split": name, "mean": float(values.mean()), "se_data": se_data,
+                         "se_mc": se_mc, "n": n})
+    return frame(rows, ["quantity", "split", "mean", "se_data", "se_mc", "n"],
+                 title="Bound tightness, averaged [nats]")
 
 
 def iwae_curve(table):
@@ -196,19 +211,23 @@ def iwae_curve(table):
 
     Returns
     -------
-    Table
-        One row per split and k: ``split, k, iwae, iwae_se, log_px, elbo_local, elbo_amortized``
-        (means over the datapoints of the split); ``iwae_se`` is the Monte Carlo standard error.
+    pandas.DataFrame
+        One row per split and k: ``split, k, iwae, iwae_se, iwae_se_data, log_px, elbo_local,
+        elbo_amortized`` (means over the datapoints of the split); ``iwae_se`` is the Monte Carlo
+        standard error of the mean (the error bars of a curve over fixed datapoints),
+        ``iwae_se_data`` the standard error across datapoints.
     """
-    ks = sorted(int(c[5:]) for c in table.columns if c.startswith("iwae_") and not c.endswith("_se"))
+    ks = sorted(int(c[5:]) for c in table.columns if str(c).startswith("iwae_") and not str(c).endswith("_se"))
     rows = []
-    for split in table.unique("split"):
-        sub = table.where(split=split)
+    for split in dict.fromkeys(table["split"]):
+        sub = table[table["split"] == split]
         n = len(sub)
         for k in ks:
-            rows.append({"split": split, "k": k, "iwae": float(sub.column(f"iwae_{k}").mean()),
-                         "iwae_se": float(onp.sqrt(onp.sum(sub.column(f"iwae_{k}_se") ** 2)) / n),
-                         "log_px": float(sub.column("log_px").mean()),
-                         "elbo_local": float(sub.column("elbo_local").mean()),
-                         "elbo_amortized": float(sub.column("elbo_amortized").mean())})
-    return Table(rows, title="IWAE bound against k [nats]")
+            values = sub[f"iwae_{k}"].to_numpy(dtype=float)
+            rows.append({"split": split, "k": k, "iwae": float(values.mean()),
+                         "iwae_se": float(onp.sqrt(onp.sum(sub[f"iwae_{k}_se"].to_numpy(dtype=float) ** 2)) / n),
+                         "iwae_se_data": float(values.std(ddof=1) / onp.sqrt(n)) if n > 1 else onp.nan,
+                         "log_px": float(sub["log_px"].mean()),
+                         "elbo_local": float(sub["elbo_local"].mean()),
+                         "elbo_amortized": float(sub["elbo_amortized"].mean())})
+    return frame(rows, title="IWAE bound against k [nats]")

@@ -12,7 +12,7 @@ from .._validation import check_positive_int
 from .problem import load_data, make_model
 from .results import Results
 from .specs import as_seed, build, default_specs
-from .table import Table
+from .table import frame
 
 __all__ = ["train_compare", "REFERENCE_METHODS"]
 
@@ -80,7 +80,7 @@ def train_compare(latent=8, data="bars", hidden=(32,), estimators=None, methods=
     Returns
     -------
     Results
-        Tables ``history`` (long form: ``method, step, seconds, decoder_evals, log_px_train,
+        pandas.DataFrames ``history`` (long form: ``method, step, seconds, decoder_evals, log_px_train,
         log_px_valid, elbo_train, objective``; seconds are training wall time, excluding the
         exact evaluation) and ``summary`` (per method: final and best held-out log p(x),
         seconds, decoder evaluations), sorted by final training log p(x) (how well each
@@ -130,9 +130,9 @@ def train_compare(latent=8, data="bars", hidden=(32,), estimators=None, methods=
               "methods": list(REFERENCE_METHODS if methods is None else methods), "steps": steps,
               "n_samples": n_samples, "learning_rate": learning_rate, "batch_size": batch_size,
               "record_every": record_every, "seed": seed, "runs": [r[0] for r in runs]}
-    tables = {"history": Table(rows, ["method"] + [c for c, _ in _HISTORY],
+    tables = {"history": frame(rows, ["method"] + [c for c, _ in _HISTORY],
                                title="Training histories (exact mean log p(x) [nats])"),
-              "summary": Table(summary, title=f"After {steps} steps, S = {n_samples} (sorted by training log p(x))")}
+              "summary": frame(summary, title=f"After {steps} steps, S = {n_samples} (sorted by training log p(x))")}
     # one file, one group per run: load_params(path)["arm"] is the model ARM trained
     params = {"params": final_params}
     return Results("train_compare", config, tables, params, model)

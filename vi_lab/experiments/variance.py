@@ -14,7 +14,7 @@ import numpy as onp
 from .. import exact
 from .._validation import check_positive_int, check_binary
 from .specs import as_seed, build, default_specs, spec_rng, without_option
-from .table import Table
+from .table import frame
 
 __all__ = ["variance", "tau_sweep", "gradient_stats", "DEFAULT_SAMPLES", "DEFAULT_TAUS"]
 
@@ -25,7 +25,7 @@ COLUMNS = ["checkpoint", "estimator", "tau", "S", "reps", "unbiased", "objective
            "var_q", "var_model", "bias2_q", "bias2_q_se", "bias2_model", "bias2_model_se",
            "mse_q", "mse_q_se", "mse_model", "mse_model_se", "snr_q", "snr_model", "snr_q_global",
            "snr_model_global",
-           "evals", "seconds", "var_q_x_cost", "var_model_x_cost"]
+           "evals", "var_q_x_cost", "var_model_x_cost", "seconds"]
 
 
 def _leaves(tree, lead=0):
@@ -267,14 +267,15 @@ def variance(model, params, q_logits, x, estimators=None, samples=DEFAULT_SAMPLE
 
     Returns
     -------
-    Table
-        One row per estimator and S with columns ``checkpoint, estimator, tau, S, reps, unbiased,
-        objective, var_q, var_model, bias2_q, bias2_q_se, bias2_model, bias2_model_se, mse_q,
-        mse_q_se, mse_model, mse_model_se, snr_q, snr_model, snr_q_global, snr_model_global, evals,
-        seconds, var_q_x_cost,
-        var_model_x_cost``. ``evals`` is decoder evaluations per datapoint per estimate and
-        ``seconds`` the wall time per estimate (both measured, the only columns that differ
-        between two runs with the same seed).
+    pandas.DataFrame
+        Long form, one row per estimator and S, columns ``checkpoint, estimator, tau, S, reps,
+        unbiased, objective, var_q, var_model, bias2_q, bias2_q_se, bias2_model, bias2_model_se,
+        mse_q, mse_q_se, mse_model, mse_model_se, snr_q, snr_model, snr_q_global,
+        snr_model_global, evals, var_q_x_cost, var_model_x_cost, seconds``. ``evals`` is decoder
+        evaluations per datapoint per estimate; ``seconds`` the wall time per estimate, the only
+        column that differs between two runs with the same seed (it comes last; see
+        :func:`vi_lab.experiments.without_wall_clock`). ``tau`` is NaN for estimators without a
+        temperature, bias and MSE are NaN where there is no exact target (VIMCO).
 
     Notes
     -----
@@ -303,7 +304,7 @@ def variance(model, params, q_logits, x, estimators=None, samples=DEFAULT_SAMPLE
             rows.append(_measure(spec, model, params, q_logits, x, s, reps, seed, truth_q, truth_model, checkpoint,
                                  model_grad=model_grad, est=warmed.get(label)))
             bar.update()
-    return Table(rows, COLUMNS, title="Gradient estimator variance (sum_n ELBO_n)")
+    return frame(rows, COLUMNS, title="Gradient estimator variance (sum_n ELBO_n)")
 
 
 def tau_sweep(model, params, q_logits, x, estimators=None, taus=DEFAULT_TAUS, n_samples=10, reps=200, rng=0,
@@ -325,7 +326,7 @@ def tau_sweep(model, params, q_logits, x, estimators=None, taus=DEFAULT_TAUS, n_
 
     Returns
     -------
-    Table
+    pandas.DataFrame
         The columns of :func:`variance`, one row per estimator and tau (model gradient not
         measured: the temperature changes only the q-gradient).
 
@@ -358,7 +359,7 @@ def tau_sweep(model, params, q_logits, x, estimators=None, taus=DEFAULT_TAUS, n_
             rows.append(_measure(spec, model, params, q_logits, x, n_samples, reps, seed, truth_logits.ravel(),
                                  _flat(truth_params), checkpoint, tau=tau, model_grad=False))
             bar.update()
-    return Table(rows, COLUMNS, title=f"Relaxed estimators across the temperature (S = {n_samples})")
+    return frame(rows, COLUMNS, title=f"Relaxed estimators across the temperature (S = {n_samples})")
 
 
 def tau_estimators(specs=None):

@@ -1,6 +1,6 @@
 """Figures of the experiments in :mod:`vi_lab.experiments`, drawn from their result tables.
 
-Every function takes a :class:`~vi_lab.experiments.table.Table` (or the rows of one) and
+Every function takes a long-form :class:`pandas.DataFrame` as the experiments return it and
 returns a :class:`matplotlib.figure.Figure`; nothing here computes more than a mean.
 """
 import numpy as onp
@@ -13,12 +13,30 @@ __all__ = ["variance_vs_samples", "variance_at_equal_cost", "variance_vs_checkpo
 _BLOCK_LABEL = {"q": "q-gradient (encoder logits)", "model": "model gradient (decoder, prior)"}
 
 
+def _where(df, **conditions):
+    """The rows of ``df`` whose columns equal the given values."""
+    mask = onp.ones(len(df), dtype=bool)
+    for key, value in conditions.items():
+        mask &= (df[key] == value).to_numpy()
+    return df[mask]
+
+
+def _unique(df, name):
+    """Distinct values of a column in order of first appearance."""
+    return list(dict.fromkeys(df[name].tolist()))
+
+
+def _col(df, name):
+    """A column as a float array (NaN for missing values)."""
+    return df[name].to_numpy(dtype=float)
+
+
 def _last_checkpoint(table, checkpoint):
     if "checkpoint" not in table.columns:
         return table, None
     if checkpoint is None:
-        checkpoint = max(table.unique("checkpoint"))
-    return table.where(checkpoint=checkpoint), checkpoint
+        checkpoint = max(_unique(table, "checkpoint"))
+    return _where(table, checkpoint=checkpoint), checkpoint
 
 
 def _legend(fig, axes, by_last_value=False):
@@ -82,7 +100,7 @@ def variance_vs_samples(table, checkpoint=None, blocks=("q", "model")):
 
     Parameters
     ----------
-    table : Table
+    table : pandas.DataFrame
         The table returned by :func:`vi_lab.experiments.variance` (columns ``estimator``, ``S``,
         ``var_q``, ``var_model``, optionally ``checkpoint``).
     checkpoint : int, optional
@@ -103,15 +121,15 @@ def variance_vs_samples(table, checkpoint=None, blocks=("q", "model")):
         for ax, block in zip(axes, blocks):
             zero = []
             first = []
-            for name in table.unique("estimator"):
-                rows = table.where(estimator=name)
-                s, v = rows.column("S"), rows.column(f"var_{block}")
+            for name in _unique(table, "estimator"):
+                rows = _where(table, estimator=name)
+                s, v = _col(rows, "S"), _col(rows, f"var_{block}")
                 if onp.all(v <= 0):
                     zero.append(name)
                     continue
                 ax.plot(s, _positive(v), **line_for(name))
                 first.append(v[onp.argmin(s)] * s.min())
-            s_all = table.column("S")
+            s_all = _col(table, "S")
             if first:
                 _one_over_s(ax, s_all, float(onp.exp(onp.mean(onp.log(first)))))
             ax.set_xscale("log")
@@ -139,15 +157,15 @@ def variance_at_equal_cost(table, checkpoint=None, block="q"):
     table, checkpoint = _last_checkpoint(table, checkpoint)
     with style():
         fig, ax = new_figure(1, 1, width=11.0)
-        for name in table.unique("estimator"):
-            rows = table.where(estimator=name)
-            v = rows.column(f"var_{block}_x_cost")
+        for name in _unique(table, "estimator"):
+            rows = _where(table, estimator=name)
+            v = _col(rows, f"var_{block}_x_cost")
             if onp.all(v <= 0):
                 continue
-            ax.plot(rows.column("S"), _positive(v), **line_for(name))
+            ax.plot(_col(rows, "S"), _positive(v), **line_for(name))
         ax.set_xscale("log")
         ax.set_yscale("log")
-        _value_ticks(ax, table.column("S"))
+        _value_ticks(ax, _col(table, "S"))
         _tidy_log_y(ax)
         ax.set_xlabel("samples per datapoint S")
         ax.set_ylabel("variance × decoder evaluations [nats²]")
@@ -161,7 +179,7 @@ def bias_variance_vs_tau(table):
 
     Parameters
     ----------
-    table : Table
+    table : pandas.DataFrame
         The ``tau`` table of :func:`vi_lab.experiments.variance` (columns ``estimator``, ``tau``,
         ``bias2_q``, ``bias2_q_se``, ``var_q``, ``mse_q``).
 
@@ -175,19 +193,19 @@ def bias_variance_vs_tau(table):
         panels = [("bias2_q", "squared bias", "bias2_q_se"), ("var_q", "total variance", None),
                   ("mse_q", "mean squared error", "mse_q_se")]
         for ax, (col, label, se) in zip(axes, panels):
-            for name in table.unique("estimator"):
-                rows = table.where(estimator=name)
-                tau, y = rows.column("tau"), rows.column(col)
-                err = rows.column(se) if se else None
+            for name in _unique(table, "estimator"):
+                rows = _where(table, estimator=name)
+                tau, y = _col(rows, "tau"), _col(rows, col)
+                err = _col(rows, se) if se else None
                 ax.errorbar(tau, _positive(y), yerr=err, **line_for(name))
             ax.set_xscale("log")
             ax.set_yscale("log")
-            _value_ticks(ax, table.column("tau"))
+            _value_ticks(ax, _col(table, "tau"))
             _tidy_log_y(ax)
             ax.set_xlabel("temperature τ")
             ax.set_ylabel(f"{label} [nats²]")
             ax.set_title(label)
-        s = table.unique("S")
+        s = _unique(table, "S")
         fig.suptitle(f"Relaxed estimators: bias-variance trade-off of the q-gradient (S = {', '.join(map(str, s))})")
         _legend(fig, axes)
     return fig
@@ -198,7 +216,7 @@ def train_compare_curves(table):
 
     Parameters
     ----------
-    table : Table
+    table : pandas.DataFrame
         The long-form history table of :func:`vi_lab.experiments.train_compare`: columns
         ``method``, ``step``, ``seconds``, ``log_px_train``, ``log_px_valid``.
 
@@ -209,15 +227,15 @@ def train_compare_curves(table):
     lose on the left.
     """
     splits = [s for s in ("train", "valid") if f"log_px_{s}" in table.columns
-              and not onp.all(onp.isnan(table.column(f"log_px_{s}")))]
+              and not onp.all(onp.isnan(_col(table, f"log_px_{s}")))]
     with style():
         fig, axes = new_figure(len(splits), 2, width=16.4, height=4.6 * len(splits), sharey="row", squeeze=False)
-        for name in table.unique("method"):
-            rows = table.where(method=name)
+        for name in _unique(table, "method"):
+            rows = _where(table, method=name)
             every = max(1, len(rows) // 6)
             for i, split in enumerate(splits):
                 for j, xcol in enumerate(("step", "seconds")):
-                    axes[i, j].plot(rows.column(xcol), rows.column(f"log_px_{split}"), markevery=every,
+                    axes[i, j].plot(_col(rows, xcol), _col(rows, f"log_px_{split}"), markevery=every,
                                     **line_for(name))
         for i, split in enumerate(splits):
             axes[i, 0].set_ylabel(f"{'training' if split == 'train' else 'held-out'}\nlog p(x) [{NATS}]")
@@ -235,7 +253,7 @@ def tightness_gaps(table, max_points=40):
 
     Parameters
     ----------
-    table : Table
+    table : pandas.DataFrame
         The per-datapoint table of :func:`vi_lab.experiments.tightness` (columns ``split``,
         ``approximation_gap``, ``amortization_gap``, optionally ``wake_sleep_gap``).
     max_points : int, default 40
@@ -249,19 +267,19 @@ def tightness_gaps(table, max_points=40):
     its own excess over the best mean-field q.
     """
     colors = {"approx": OKABE_ITO[0], "amort": "#E69F00"}
-    splits = table.unique("split")
+    splits = _unique(table, "split")
     names = {"train": "training", "valid": "held-out"}
-    has_ws = "wake_sleep_gap" in table.columns and not onp.all(onp.isnan(table.column("wake_sleep_gap")))
+    has_ws = "wake_sleep_gap" in table.columns and not onp.all(onp.isnan(_col(table, "wake_sleep_gap")))
     with style():
         fig, axes = new_figure(1, 2, width=17.0, height=5.8, gridspec_kw={"width_ratios": [1.25, 2.4]})
         ax = axes[0]
         ticks, labels, pos = [], [], 0.0
         for split in splits:
-            sub = table.where(split=split)
-            approx = sub.column("approximation_gap")
-            bars = [("VI", sub.column("amortization_gap"))]
+            sub = _where(table, split=split)
+            approx = _col(sub, "approximation_gap")
+            bars = [("VI", _col(sub, "amortization_gap"))]
             if has_ws:
-                bars.append(("WS", sub.column("wake_sleep_gap") - approx))
+                bars.append(("WS", _col(sub, "wake_sleep_gap") - approx))
             for label, upper in bars:
                 a, b = approx.mean(), upper.mean()
                 ax.bar(pos, a, color=colors["approx"], width=0.8)
@@ -279,8 +297,8 @@ def tightness_gaps(table, max_points=40):
         ax = axes[1]
         start, centers = 0, []
         for split in splits:
-            sub = table.where(split=split)
-            approx, amort = sub.column("approximation_gap"), sub.column("amortization_gap")
+            sub = _where(table, split=split)
+            approx, amort = _col(sub, "approximation_gap"), _col(sub, "amortization_gap")
             order = onp.argsort(approx + amort)
             if order.size > max_points:
                 order = order[onp.linspace(0, order.size - 1, max_points).round().astype(int)]
@@ -307,7 +325,7 @@ def iwae_vs_k(table):
 
     Parameters
     ----------
-    table : Table
+    table : pandas.DataFrame
         The IWAE table of :func:`vi_lab.experiments.iwae_curve`: columns ``k``, ``iwae``,
         ``iwae_se``, ``log_px``, ``elbo_local``, ``elbo_amortized`` and optionally ``split``
         (one panel per split).
@@ -318,19 +336,19 @@ def iwae_vs_k(table):
     IWAE_1 is the ELBO of the amortized q, drawn as a dashed line. Error bars are one Monte
     Carlo standard error.
     """
-    splits = table.unique("split") if "split" in table.columns else [None]
+    splits = _unique(table, "split") if "split" in table.columns else [None]
     names = {"train": "training data", "valid": "held-out data"}
     with style():
         fig, axes = new_figure(1, len(splits), width=7.4 * len(splits) + 3.4, height=5.6, squeeze=False)
         for ax, split in zip(axes[0], splits):
-            sub = table if split is None else table.where(split=split)
-            k = sub.column("k")
-            ax.axhline(sub.column("log_px")[0], color="#000000", linestyle="-", linewidth=2, label="exact log p(x)")
-            ax.axhline(sub.column("elbo_local")[0], color="#E69F00", linestyle=":", linewidth=2.5,
+            sub = table if split is None else _where(table, split=split)
+            k = _col(sub, "k")
+            ax.axhline(_col(sub, "log_px")[0], color="#000000", linestyle="-", linewidth=2, label="exact log p(x)")
+            ax.axhline(_col(sub, "elbo_local")[0], color="#E69F00", linestyle=":", linewidth=2.5,
                        label="ELBO, best mean-field q")
-            ax.axhline(sub.column("elbo_amortized")[0], color="0.5", linestyle="--", linewidth=2,
+            ax.axhline(_col(sub, "elbo_amortized")[0], color="0.5", linestyle="--", linewidth=2,
                        label="ELBO, amortized q (= IWAE$_1$)")
-            ax.errorbar(k, sub.column("iwae"), yerr=sub.column("iwae_se"), color=OKABE_ITO[0], marker="o",
+            ax.errorbar(k, _col(sub, "iwae"), yerr=_col(sub, "iwae_se"), color=OKABE_ITO[0], marker="o",
                         label="IWAE bound, amortized q")
             ax.set_xscale("log")
             _value_ticks(ax, k)
@@ -347,25 +365,25 @@ def variance_vs_checkpoint(table, n_samples=None, block="q"):
 
     Parameters
     ----------
-    table : Table
+    table : pandas.DataFrame
         A variance table with several values in its ``checkpoint`` column.
     n_samples : int, optional
         S to show (default the largest measured by every estimator).
     block : {"q", "model"}
     """
     if n_samples is None:
-        n_samples = max(table.unique("S"))
-    table = table.where(S=n_samples)
+        n_samples = max(_unique(table, "S"))
+    table = _where(table, S=n_samples)
     with style():
         fig, ax = new_figure(1, 1, width=11.0)
-        for name in table.unique("estimator"):
-            rows = table.where(estimator=name)
-            v = rows.column(f"var_{block}")
+        for name in _unique(table, "estimator"):
+            rows = _where(table, estimator=name)
+            v = _col(rows, f"var_{block}")
             if onp.all(v <= 0):
                 continue
-            ax.plot(rows.column("checkpoint"), _positive(v), **line_for(name))
+            ax.plot(_col(rows, "checkpoint"), _positive(v), **line_for(name))
         ax.set_yscale("log")
-        steps = table.unique("checkpoint")
+        steps = _unique(table, "checkpoint")
         if len(steps) <= 8:
             ax.set_xticks(steps, [str(s) for s in steps])
         ax.set_xlabel("training step of the measured model")
@@ -393,7 +411,7 @@ def figures_for(results):
         table = results["variance"]
         figs["variance_vs_samples"] = variance_vs_samples(table)
         figs["variance_at_equal_cost"] = variance_at_equal_cost(table)
-        if len(table.unique("checkpoint")) > 1:
+        if len(_unique(table, "checkpoint")) > 1:
             figs["variance_vs_checkpoint"] = variance_vs_checkpoint(table)
     if "tau" in results and len(results["tau"]):
         figs["bias_variance_tau"] = bias_variance_vs_tau(results["tau"])
