@@ -9,7 +9,8 @@ import numbers
 import numpy as onp
 from autograd.tracer import getval
 
-__all__ = ["check_rng", "check_binary", "check_logits", "check_finite_tree", "check_positive_int", "check_model"]
+__all__ = ["check_rng", "check_binary", "check_logits", "check_finite_tree", "check_positive_int", "check_model",
+           "check_params", "check_bool", "check_real_array", "leaf_path"]
 
 
 def check_rng(rng):
@@ -67,6 +68,9 @@ def check_binary(x, n_cols, name="x"):
     arr = onp.asarray(getval(x))
     if arr.dtype == object or not (onp.issubdtype(arr.dtype, onp.number) or arr.dtype == bool):
         raise ValueError(f"{name}: expected a numeric 0/1 array, got dtype {arr.dtype}")
+    if arr.dtype.kind == "c":
+        # casting would silently drop the imaginary part
+        raise ValueError(f"{name}: expected a real 0/1 array, got complex dtype {arr.dtype}")
     arr = arr.astype(onp.float64)
     if arr.ndim == 1:
         arr = arr[None, :]
@@ -87,10 +91,37 @@ def check_binary(x, n_cols, name="x"):
     return arr
 
 
+def check_real_array(value, name):
+    """``value`` as a real numeric ndarray (untraced); complex, object, string arrays raise.
+
+    Complex input is refused rather than cast: a cast drops the imaginary part silently.
+    """
+    arr = getval(value)
+    try:
+        arr_np = onp.asarray(arr)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"{name}: expected a real numeric array, got {type(arr).__name__}") from exc
+    if arr_np.dtype.kind == "c":
+        raise ValueError(f"{name}: expected real values, got complex dtype {arr_np.dtype}")
+    if arr_np.dtype.kind not in "fiub":
+        raise ValueError(f"{name}: expected a real numeric array, got dtype {arr_np.dtype}")
+    return arr_np
+
+
+def check_bool(value, name):
+    """Return ``value`` if it is a real bool (Python or NumPy), else raise.
+
+    Truthiness is not enough: ``"no"``, ``"False"``, ``0.5`` or ``[]`` would silently mean
+    True or False.
+    """
+    if isinstance(value, (bool, onp.bool_)):
+        return bool(value)
+    raise ValueError(f"{name}: expected True or False, got {value!r} ({type(value).__name__})")
+
+
 def check_logits(logits, shape, name="q_logits"):
-    """Validate an array of real logits of an exact expected ``shape`` (no NaN)."""
-    arr = getval(logits)
-    arr_np = onp.asarray(arr, dtype=onp.float64) if not hasattr(arr, "shape") else onp.asarray(arr)
+    """Validate an array of real logits of an exact expected ``shape`` (no NaN; +-inf allowed)."""
+    arr_np = check_real_array(logits, name)
     if arr_np.shape != tuple(shape):
         dims = ", ".join(str(s) for s in shape)
         raise ValueError(f"{name}: expected shape ({dims}), got {arr_np.shape}")
@@ -99,20 +130,68 @@ def check_logits(logits, shape, name="q_logits"):
     return logits
 
 
+def leaf_path(path, key):
+    """``params`` + ``"decoder"`` -> ``params["decoder"]``: how error messages name a leaf."""
+    return f'{path}["{key}"]' if isinstance(key, str) else f"{path}[{key!r}]"
+
+
+def _check_finite_leaf(arr, path):
+    arr = onp.asarray(arr)
+    if arr.dtype.kind == "c":
+        raise ValueError(f"{path}: has complex dtype {arr.dtype}; the model parameters must be real")
+    if arr.dtype.kind not in "fiub":
+        raise ValueError(f"{path}: expected a real numeric array, got dtype {arr.dtype}")
+    if arr.dtype.kind == "f" and not onp.isfinite(arr).all():
+        n_nan, n_pos, n_neg = int(onp.isnan(arr).sum()), int(onp.isposinf(arr).sum()), int(onp.isneginf(arr).sum())
+        what = ", ".join(f"{count} {label}" for count, label in ((n_nan, "NaN"), (n_pos, "+inf"), (n_neg, "-inf"))
+                         if count)
+        raise ValueError(f"{path}: contains {what} (of {arr.size} entries); the model parameters must be "
+                         f"finite (an infinite logit makes log p(x) -inf and every gradient NaN)")
+
+
 def check_finite_tree(params, name="params"):
-    """Raise if any array in a nested dict/list of arrays contains NaN."""
+    """Raise if any array in a nested dict/list of arrays contains NaN or +-inf, naming the leaf."""
     def walk(node, path):
+        node = getval(node)
         if isinstance(node, dict):
             for key, value in node.items():
-                walk(value, f"{path}[{key!r}]")
+                walk(value, leaf_path(path, key))
         elif isinstance(node, (list, tuple)):
             for i, value in enumerate(node):
                 walk(value, f"{path}[{i}]")
         else:
-            arr = onp.asarray(getval(node))
-            if arr.dtype.kind in "fc" and onp.isnan(arr).any():
-                raise ValueError(f"{path}: contains NaN; the model parameters must be finite")
+            _check_finite_leaf(getval(node), path)
     walk(params, name)
+    return params
+
+
+def check_params(model, params, name="params"):
+    """The one parameter check every entry point runs: structure, shapes and finiteness.
+
+    Parameters
+    ----------
+    model : BernoulliLVM or GaussianLVM (anything with a ``check_params`` method)
+    params : dict
+        Must have exactly the keys of ``model.init_params()`` at every level, every leaf the
+        shape the model expects, real and finite (no NaN, no +-inf).
+    name : str
+        How the error message names the argument.
+
+    Returns
+    -------
+    dict
+        ``params`` unchanged.
+
+    Raises
+    ------
+    ValueError
+        Naming the leaf (``params["decoder"]["W0"]``) and what is wrong with it.
+    """
+    method = getattr(model, "check_params", None)
+    if callable(method):
+        method(params, name)
+    else:
+        check_finite_tree(params, name)
     return params
 
 

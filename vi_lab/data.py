@@ -7,7 +7,7 @@
 """
 import numpy as onp
 
-from ._validation import check_rng, check_positive_int
+from ._validation import check_bool, check_rng, check_positive_int, check_real_array
 
 __all__ = ["bars_and_stripes", "from_model", "digits", "default", "split"]
 
@@ -90,6 +90,7 @@ def digits(threshold=8.0, return_labels=False):
     ImportError
         If scikit-learn is not installed; the message says how to install it.
     """
+    return_labels = check_bool(return_labels, "return_labels")
     if not 0.0 <= threshold < 16.0:
         raise ValueError(f"threshold: expected a grey level in [0, 16), got {threshold}")
     try:
@@ -118,9 +119,13 @@ def split(x, valid_fraction=0.2, rng=None):
     x_train : ndarray of shape (N - N_valid, L)
     x_valid : ndarray of shape (N_valid, L), N_valid = max(1, round(valid_fraction * N))
     """
-    if not 0.0 < valid_fraction < 1.0:
-        raise ValueError(f"valid_fraction: expected a number in (0, 1), got {valid_fraction}")
-    x = onp.asarray(x)
+    if isinstance(valid_fraction, bool) or not isinstance(valid_fraction, (int, float, onp.floating, onp.integer)) \
+            or not 0.0 < valid_fraction < 1.0:
+        raise ValueError(f"valid_fraction: expected a number in (0, 1), got {valid_fraction!r}")
+    x = check_real_array(x, "x")
+    if x.ndim != 2:
+        # a 1-D array would be split value by value, not datapoint by datapoint
+        raise ValueError(f"x: expected a data matrix of shape (N, L), got an array with shape {x.shape}")
     if x.shape[0] < 2:
         raise ValueError(f"x: need at least 2 rows to split, got {x.shape[0]}")
     perm = check_rng(rng).permutation(x.shape[0])

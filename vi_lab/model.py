@@ -14,7 +14,9 @@ import numbers
 import autograd.numpy as np
 import numpy as onp
 
-from ._validation import check_rng, check_positive_int
+from autograd.tracer import getval
+
+from ._validation import check_rng, check_positive_int, check_real_array, leaf_path, _check_finite_leaf
 from .nn import init_mlp, mlp, softplus, sigmoid, ACTIVATIONS
 
 __all__ = ["DecoderModel", "BernoulliLVM", "bernoulli_log_prob"]
@@ -84,6 +86,79 @@ class DecoderModel:
         return {"class": type(self).__name__, "n_latent": self.n_latent, "n_obs": self.n_obs,
                 "hidden": list(self.hidden), "activation": self.activation}
 
+    # ------------------------------------------------------------------ checks
+    def param_shapes(self):
+        """The parameter structure this model expects: the tree of ``init_params()`` with shapes as leaves."""
+        key = (self.n_latent, self.n_obs, self.hidden)
+        cached = getattr(self, "_shapes_cache", None)
+        if cached is None or cached[0] != key:
+            def shapes(node):
+                if isinstance(node, dict):
+                    return {k: shapes(v) for k, v in node.items()}
+                return tuple(onp.shape(node))
+            cached = (key, shapes(self.init_params(0)))
+            self._shapes_cache = cached
+        return cached[1]
+
+    def check_params(self, params, name="params"):
+        """Raise a ValueError unless ``params`` fits this model exactly.
+
+        Every dict must have exactly the keys of :meth:`init_params` (a decoder with a layer
+        missing or extra would silently be another network), every leaf the expected shape (a
+        ``prior_logits`` of shape ``()`` or ``(1,)`` would broadcast), a real dtype, and only
+        finite values (no NaN, no +-inf). The message names the leaf, e.g.
+        ``params["decoder"]["W0"]``.
+        """
+        def walk(node, template, path):
+            node = getval(node)
+            if isinstance(template, dict):
+                if not isinstance(node, dict):
+                    raise ValueError(f"{path}: expected a dict with keys {sorted(template)} for {self!r}, "
+                                     f"got {type(node).__name__}")
+                missing = sorted(set(template) - set(node))
+                extra = sorted(set(node) - set(template), key=str)
+                if missing or extra:
+                    parts = ([f"missing {missing}"] if missing else []) + ([f"unexpected {extra}"] if extra else [])
+                    raise ValueError(f"{path}: keys {' and '.join(parts)}; {self!r} expects exactly "
+                                     f"{sorted(template)}")
+                for k in template:
+                    walk(node[k], template[k], leaf_path(path, k))
+                return
+            arr = check_real_array(node, path)
+            if arr.shape != template:
+                raise ValueError(f"{path}: expected shape {template} for {self!r}, got {arr.shape}")
+            _check_finite_leaf(arr, path)
+
+        walk(params, self.param_shapes(), name)
+        return params
+
+    def _check_data(self, x=None, z=None):
+        """Check observations (values in {0, 1}) and latents (see :meth:`_check_latents`)."""
+        if x is not None:
+            arr = check_real_array(x, "x")
+            if arr.ndim == 0 or arr.shape[-1] != self.n_obs:
+                raise ValueError(f"x: expected shape (..., {self.n_obs}) (L = {self.n_obs} observations), "
+                                 f"got {arr.shape}")
+            bad = (arr != 0) & (arr != 1)
+            if bad.any():
+                raise ValueError(f"x: expected binary values in {{0, 1}}, found {int(bad.sum())} other value(s), "
+                                 f"e.g. {arr[bad].flat[0]!r}")
+        if z is not None:
+            arr = check_real_array(z, "z")
+            if arr.ndim == 0 or arr.shape[-1] != self.n_latent:
+                raise ValueError(f"z: expected shape (..., {self.n_latent}) (K = {self.n_latent} latents), "
+                                 f"got {arr.shape}")
+            self._check_latents(arr)
+
+    def _check_latents(self, z):
+        """Real latents: finite values (subclasses narrow the range)."""
+        if not onp.isfinite(z).all():
+            raise ValueError("z: contains NaN or +-inf; expected finite latent values")
+
+    def _log_prior(self, params, z):
+        """log p(z) without input checks (subclasses with a checked ``log_prior`` override)."""
+        return self.log_prior(params, z)
+
     def _init_decoder(self, rng, scale):
         sizes = (self.n_latent,) + self.hidden + (self.n_obs,)
         return init_mlp(sizes, rng, scale)
@@ -117,6 +192,11 @@ class DecoderModel:
         -------
         ndarray of the broadcast leading shape (...)
         """
+        self.check_params(params)
+        self._check_data(x, z)
+        return self._log_likelihood(params, x, z)
+
+    def _log_likelihood(self, params, x, z):
         return np.sum(bernoulli_log_prob(x, self.decoder_logits(params, z)), axis=-1)
 
     def log_joint(self, params, x, z):
@@ -131,8 +211,17 @@ class DecoderModel:
         Returns
         -------
         ndarray of the broadcast leading shape (...)
+
+        Raises
+        ------
+        ValueError
+            If ``params`` does not fit the model (:meth:`check_params`), x is not 0/1, or z is
+            outside the latent space (for binary latents: values in [0, 1], relaxed values
+            included).
         """
-        return self.log_prior(params, z) + self.log_likelihood(params, x, z)
+        self.check_params(params)
+        self._check_data(x, z)
+        return self._log_prior(params, z) + self._log_likelihood(params, x, z)
 
 
 
@@ -202,7 +291,19 @@ class BernoulliLVM(DecoderModel):
         -------
         ndarray of shape (...)
         """
+        self.check_params(params)
+        self._check_data(None, z)
+        return self._log_prior(params, z)
+
+    def _log_prior(self, params, z):
         return np.sum(bernoulli_log_prob(z, params["prior_logits"]), axis=-1)
+
+    def _check_latents(self, z):
+        """Binary latents: values in [0, 1] (0/1 samples, or relaxed values for the relaxed estimators)."""
+        bad = ~((z >= 0.0) & (z <= 1.0))
+        if bad.any():
+            raise ValueError(f"z: expected binary latents in {{0, 1}} (or relaxed values in [0, 1]), found "
+                             f"{int(bad.sum())} other value(s), e.g. {z[bad].flat[0]!r}")
 
     # ------------------------------------------------------------------ sampling
     def sample(self, params, n, rng=None):

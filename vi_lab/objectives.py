@@ -13,7 +13,7 @@ import autograd.numpy as np
 from autograd.scipy.special import logsumexp
 from autograd.tracer import getval
 
-from ._validation import check_binary, check_logits, check_positive_int
+from ._validation import check_binary, check_logits, check_model, check_params, check_positive_int
 from .variational import sample, log_prob, kl_to_prior
 
 __all__ = ["elbo", "iwae", "log_weights", "ELBO_FORMS"]
@@ -22,7 +22,10 @@ __all__ = ["elbo", "iwae", "log_weights", "ELBO_FORMS"]
 ELBO_FORMS = ("joint", "analytic_kl")
 
 
-def _check_inputs(model, logits, x):
+def _check_inputs(model, params, logits, x):
+    # Bernoulli latents only: z ~ q is thresholded, which means nothing for a GaussianLVM
+    check_model(model, "bernoulli")
+    check_params(model, params)
     x = check_binary(x, model.n_obs, "x")
     check_logits(logits, (x.shape[0], model.n_latent), "logits")
     return x
@@ -59,7 +62,8 @@ def elbo(model, params, logits, x, n_samples=1, rng=None, form="joint"):
     model : BernoulliLVM
     params : dict
     logits : ndarray of shape (N, K)
-        psi, the logits of the mean-field q(z|x_n) = prod_k Bernoulli(sigmoid(psi_nk)).
+        psi, the logits of the mean-field q(z|x_n) = prod_k Bernoulli(sigmoid(psi_nk)); +-inf is
+        allowed (a deterministic coordinate) and gives finite values.
     x : ndarray of shape (N, L), values in {0., 1.}
     n_samples : int, default 1
         S, draws z ~ q(z|x_n) per datapoint (all drawn at once, shape (S, N, K)).
@@ -88,7 +92,7 @@ def elbo(model, params, logits, x, n_samples=1, rng=None, form="joint"):
     if form not in ELBO_FORMS:
         raise ValueError(f"form: unknown ELBO form {form!r}; expected one of {list(ELBO_FORMS)}")
     n_samples = check_positive_int(n_samples, "n_samples")
-    x = _check_inputs(model, logits, x)
+    x = _check_inputs(model, params, logits, x)
     z = sample(getval(logits), n_samples, rng)                      # (S, N, K)
     if form == "joint":
         return np.mean(log_weights(model, params, logits, x, z), axis=0)
@@ -125,6 +129,6 @@ def iwae(model, params, logits, x, k=1, rng=None):
     respect to ``params`` only.
     """
     k = check_positive_int(k, "k")
-    x = _check_inputs(model, logits, x)
+    x = _check_inputs(model, params, logits, x)
     z = sample(getval(logits), k, rng)                              # (k, N, K)
     return logsumexp(log_weights(model, params, logits, x, z), axis=0) - np.log(k)

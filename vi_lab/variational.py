@@ -11,9 +11,9 @@ import numpy as onp
 from autograd.tracer import getval
 
 from ._validation import check_rng, check_positive_int, check_binary
-from .nn import softplus, sigmoid, init_mlp, mlp, ACTIVATIONS
+from .nn import softplus, sigmoid, log_sigmoid, init_mlp, mlp, ACTIVATIONS
 
-__all__ = ["sample", "log_prob", "entropy", "kl_to_prior", "expected_log_prior",
+__all__ = ["sample", "log_prob", "log_prob_states", "entropy", "kl_to_prior", "expected_log_prior",
            "MeanField", "Encoder", "family_from_config"]
 
 
@@ -45,18 +45,53 @@ def sample(logits, n_samples, rng=None):
 
 
 def log_prob(logits, z):
-    """log q(z|x) = sum_k [z_k psi_k - softplus(psi_k)].
+    """log q(z|x) = sum_k log Bernoulli(z_k; sigmoid(psi_k)), stable for any logits, +-inf included.
 
     Parameters
     ----------
     logits : ndarray of shape (N, K)
+        psi; +-inf allowed (a deterministic coordinate).
     z : ndarray of shape (..., N, K), values in {0., 1.}
 
     Returns
     -------
     ndarray of shape (..., N)
+        -inf where z has probability 0 under q (z_k = 0 at psi_k = +inf, or z_k = 1 at -inf).
+
+    Notes
+    -----
+    Per coordinate, log q(z_k) = log sigmoid(psi_k) if z_k = 1 and log sigmoid(-psi_k) if
+    z_k = 0. Every term is <= 0, so the sum over k cannot cancel. The textbook form
+    psi . z - sum_k softplus(psi_k) is the same number in exact arithmetic but loses the
+    ordinary coordinates of a row that also holds |psi| ~ 1e12 (and is NaN at +-inf).
     """
-    return np.sum(z * logits - softplus(logits), axis=-1)
+    one = z == 1.0
+    zero = z == 0.0
+    # select before multiplying: 0 * (-inf) would be NaN
+    return np.sum(np.where(one, log_sigmoid(logits), 0.0) + np.where(zero, log_sigmoid(-logits), 0.0)
+                  + np.where(one | zero, 0.0, z * log_sigmoid(logits) + (1.0 - z) * log_sigmoid(-logits)),
+                  axis=-1)
+
+
+def log_prob_states(logits, states):
+    """log q(z_m) for every row of ``logits`` and every state: the enumeration form of :func:`log_prob`.
+
+    Parameters
+    ----------
+    logits : ndarray of shape (..., K), finite
+    states : ndarray of shape (M, K), values in {0., 1.}
+
+    Returns
+    -------
+    ndarray of shape (..., M)
+
+    Notes
+    -----
+    log q(z_m) = sum_k [z_mk log sigmoid(psi_k) + (1 - z_mk) log sigmoid(-psi_k)], two matrix
+    products of non-positive terms, so nothing cancels (a row mixing psi ~ 1e12 and psi ~ 1
+    keeps the small coordinates to machine precision).
+    """
+    return log_sigmoid(logits) @ states.T + log_sigmoid(-logits) @ (1.0 - states).T
 
 
 def entropy(logits):
@@ -72,9 +107,18 @@ def entropy(logits):
 
     Notes
     -----
-    H = sum_k [softplus(psi_k) - sigmoid(psi_k) psi_k], finite for psi = +-1e4.
+    H = sum_k [softplus(psi_k) - sigmoid(psi_k) psi_k], evaluated as the symmetric form
+    softplus(-|psi_k|) + sigmoid(-|psi_k|) |psi_k|, which cannot cancel; a coordinate with
+    psi_k = +-inf contributes exactly 0.
     """
-    return np.sum(softplus(logits) - sigmoid(logits) * logits, axis=-1)
+    return np.sum(_entropy_terms(logits), axis=-1)
+
+
+def _entropy_terms(logits):
+    """Per-coordinate Bernoulli entropy, 0 at +-inf, with a finite gradient everywhere."""
+    infinite = np.isinf(getval(logits))
+    a = np.abs(np.where(infinite, 0.0, logits))        # finite stand-in so no inf * 0 in the gradient
+    return np.where(infinite, 0.0, softplus(-a) + sigmoid(-a) * a)
 
 
 def expected_log_prior(logits, prior_logits):
@@ -110,10 +154,12 @@ def kl_to_prior(logits, prior_logits):
 
     Notes
     -----
-    KL = sum_k [sigmoid(psi_k) (psi_k - b_k) + softplus(b_k) - softplus(psi_k)].
+    KL = sum_k [sigmoid(psi_k) (psi_k - b_k) + softplus(b_k) - softplus(psi_k)], evaluated as
+    -H[q] - E_q[log p(z)] so that it stays finite and correct for psi = +-inf (and for rows
+    mixing huge and ordinary logits); the prior logits b must be finite.
     """
     q = sigmoid(logits)
-    return np.sum(q * (logits - prior_logits) + softplus(prior_logits) - softplus(logits), axis=-1)
+    return np.sum(-_entropy_terms(logits) - (q * prior_logits - softplus(prior_logits)), axis=-1)
 
 
 # ---------------------------------------------------------------------------- families

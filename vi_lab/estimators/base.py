@@ -16,7 +16,7 @@ import numpy as onp
 from autograd.tracer import getval
 
 from .._tree import tree_add, tree_map
-from .._validation import check_binary, check_finite_tree, check_logits, check_model, check_positive_int, check_rng
+from .._validation import check_binary, check_finite_tree, check_logits, check_model, check_params, check_positive_int, check_rng
 from ..nn import sigmoid, softplus
 from ..variational import kl_to_prior
 
@@ -231,7 +231,7 @@ class Estimator:
     def _check_elbo_inputs(self, model, params, q_logits, x, n_samples, n_reps):
         check_model(model, self.latent)
         x = check_binary(x, model.n_obs, "x")
-        check_finite_tree(params)
+        check_params(model, params)
         check_logits(q_logits, (x.shape[0], model.n_latent), "q_logits")
         q_logits = onp.asarray(getval(q_logits), dtype=onp.float64)
         if not onp.isfinite(q_logits).all():

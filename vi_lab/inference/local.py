@@ -9,10 +9,10 @@ import inspect
 import numpy as onp
 
 from .. import exact, objectives
-from .._validation import check_binary, check_rng, check_positive_int, check_finite_tree, check_logits
-from ..nn import softplus, sigmoid
+from .._validation import check_binary, check_bool, check_rng, check_positive_int, check_params, check_logits, check_model
+from ..nn import sigmoid, log_sigmoid
 from ..optimizers import Adam
-from ..variational import entropy
+from ..variational import entropy, log_prob_states
 from .fit import resolve_estimator, get_method
 
 __all__ = ["fit_local"]
@@ -24,8 +24,9 @@ _TABLE_ENTRIES = 2 ** 20
 def _log_joint_table(model, params, x, states):
     """log p(x_n, z_m) for all states: x (n, L), states (M, K) -> (n, M).
 
-    The decoder runs on bounded chunks of states; log p(x|z) = x . a(z) - sum_l softplus(a_l(z))
-    makes the n x M x L work one matrix product per chunk.
+    The decoder runs on bounded chunks of states; log p(x|z) = sum_l [x_l log sigmoid(a_l) +
+    (1 - x_l) log sigmoid(-a_l)] is two matrix products of non-positive terms per chunk, which
+    cannot cancel (the folded x . a - sum_l softplus(a_l) loses everything at |a| ~ 1e10).
     """
     table = onp.empty((x.shape[0], states.shape[0]))
     width = max((model.n_obs,) + tuple(getattr(model, "hidden", ())))
@@ -33,9 +34,15 @@ def _log_joint_table(model, params, x, states):
     for start in range(0, states.shape[0], chunk):
         z = states[start:start + chunk]
         a = onp.asarray(model.decoder_logits(params, z))                           # (c, L)
-        per_state = onp.asarray(model.log_prior(params, z)) - onp.sum(softplus(a), axis=-1)
-        table[:, start:start + z.shape[0]] = x @ a.T + per_state
+        table[:, start:start + z.shape[0]] = (x @ log_sigmoid(a).T + (1.0 - x) @ log_sigmoid(-a).T
+                                              + onp.asarray(model.log_prior(params, z)))
     return table
+
+
+def _chunks(n_states, n_rows):
+    """State slices such that one (R, n, chunk) block holds at most ``_TABLE_ENTRIES`` entries."""
+    chunk = max(1, min(n_states, _TABLE_ENTRIES // max(1, n_rows)))
+    return [slice(start, min(start + chunk, n_states)) for start in range(0, n_states, chunk)]
 
 
 def _elbo_and_grad(psi, table, states):
@@ -43,12 +50,18 @@ def _elbo_and_grad(psi, table, states):
 
     psi (R, n, K), table (n, M), states (M, K) -> elbo (R, n), grad (R, n, K).
     ELBO = sum_m q_m A_m + H(q); dELBO/dpsi = sum_m q_m A_m (z_m - s) - s (1 - s) psi, s = sigmoid(psi).
+    The states are processed in chunks (memory bounded whatever K is); log q is formed per
+    coordinate (:func:`vi_lab.variational.log_prob_states`), so rows mixing huge and ordinary
+    logits stay exact.
     """
-    log_q = psi @ states.T - onp.sum(softplus(psi), axis=-1)[..., None]        # (R, n, M)
-    qa = onp.exp(log_q) * table                                                   # (R, n, M)
-    expected = qa.sum(axis=-1)
+    expected = onp.zeros(psi.shape[:-1])
+    qa_z = onp.zeros(psi.shape)
+    for cols in _chunks(states.shape[0], psi.shape[0] * psi.shape[1]):
+        qa = onp.exp(log_prob_states(psi, states[cols])) * table[:, cols]          # (R, n, c)
+        expected += qa.sum(axis=-1)
+        qa_z += qa @ states[cols]
     s = sigmoid(psi)
-    grad = qa @ states - expected[..., None] * s - s * (1.0 - s) * psi
+    grad = qa_z - expected[..., None] * s - s * (1.0 - s) * psi
     return expected + onp.asarray(entropy(psi)), grad
 
 
@@ -62,14 +75,22 @@ def _cavi(psi, table, states, tol, max_sweeps, bar):
     """
     psi = onp.array(psi, dtype=float)
     sign = 2.0 * states - 1.0                                                     # (M, K)
+    chunks = _chunks(states.shape[0], psi.shape[0] * psi.shape[1])
     elbo, grad = _elbo_and_grad(psi, table, states)
     sweeps = 0
     while sweeps < max_sweeps and onp.abs(grad).max() >= tol:
         for k in range(states.shape[1]):
-            log_q = psi @ states.T - onp.sum(softplus(psi), axis=-1)[..., None]   # (R, n, M)
-            log_q_k = states[:, k] * psi[..., k:k + 1] - softplus(psi[..., k:k + 1])
-            # q_{-k}(z_{-k}) weights; every z_{-k} appears once with z_k = 1 and once with z_k = 0
-            psi[..., k] = onp.sum(onp.exp(log_q - log_q_k) * table * sign[:, k], axis=-1)
+            # log q_{-k}(z_{-k}) per coordinate (no cancellation): coordinate k left out of both sums;
+            # every z_{-k} appears once with z_k = 1 and once with z_k = 0
+            on, off = log_sigmoid(psi), log_sigmoid(-psi)
+            on[..., k] = 0.0
+            off[..., k] = 0.0
+            new = onp.zeros(psi.shape[:-1])
+            for cols in chunks:
+                z = states[cols]
+                log_q_rest = on @ z.T + off @ (1.0 - z).T                            # (R, n, c)
+                new += onp.sum(onp.exp(log_q_rest) * (table[:, cols] * sign[cols, k]), axis=-1)
+            psi[..., k] = new
         elbo, grad = _elbo_and_grad(psi, table, states)
         sweeps += 1
         bar.update(1)
@@ -157,8 +178,11 @@ def fit_local(model, params, x, estimator=None, n_samples=1, steps=None, learnin
     products over that table, for all datapoints and restarts at once, with no decoder
     evaluations.
     """
+    check_model(model, "bernoulli")
+    check_params(model, params)
     x = check_binary(x, model.n_obs, "x")
-    check_finite_tree(params)
+    progress = check_bool(progress, "progress")
+    return_info = check_bool(return_info, "return_info")
     n_restarts = check_positive_int(n_restarts, "n_restarts")
     n_samples = check_positive_int(n_samples, "n_samples")
     if steps is not None:
@@ -176,6 +200,8 @@ def fit_local(model, params, x, estimator=None, n_samples=1, steps=None, learnin
     if estimator is None:
         exact.check_enumerable(k, n, model.n_obs)
         states = exact.all_states(k)
+        # rows per block: the (rows, 2**K) log-joint table is the one array that cannot be chunked
+        # over states; the (R, rows, states) work arrays are chunked (see _chunks)
         block = max(1, _TABLE_ENTRIES // (n_restarts * states.shape[0]))
         psi, elbo, grad = onp.empty((n_restarts, n, k)), onp.empty((n_restarts, n)), onp.empty((n_restarts, n, k))
         sweeps = 0
