@@ -62,10 +62,14 @@ def test_gaussian_lvm_shares_the_bernoulli_decoder():
         np.testing.assert_array_equal(value, bparams["decoder"][key])
     z = np.random.default_rng(0).standard_normal((7, 2))
     x = (np.random.default_rng(1).random((7, 5)) < 0.5).astype(float)
-    np.testing.assert_allclose(model.log_likelihood(params, x, z), bern.log_likelihood(bparams, x, z))
+    # the same decoder network (the Bernoulli model checks its z are in [0, 1], so compare the logits)
+    a = np.tanh(z @ params["decoder"]["W0"] + params["decoder"]["b0"]) @ params["decoder"]["W1"] \
+        + params["decoder"]["b1"]
+    np.testing.assert_allclose(model.decoder_logits(params, z), a, rtol=1e-12)
+    loglik = stats.bernoulli.logpmf(x, 1.0 / (1.0 + np.exp(-a))).sum(axis=1)
+    np.testing.assert_allclose(model.log_likelihood(params, x, z), loglik, rtol=1e-10)
     np.testing.assert_allclose(model.log_prior(params, z), stats.norm.logpdf(z).sum(axis=1))
-    np.testing.assert_allclose(model.log_joint(params, x, z),
-                               stats.norm.logpdf(z).sum(axis=1) + bern.log_likelihood(bparams, x, z))
+    np.testing.assert_allclose(model.log_joint(params, x, z), stats.norm.logpdf(z).sum(axis=1) + loglik, rtol=1e-10)
     assert model.n_params(params) == 2 * 4 + 4 + 4 * 5 + 5
     assert model.config() == {"class": "GaussianLVM", "n_latent": 2, "n_obs": 5, "hidden": [4],
                               "activation": "tanh"}
@@ -293,7 +297,13 @@ def test_registry_attributes():
     assert estimators.get("gaussian_score_function", baseline="rloo").min_samples == 2
     assert not estimators.get("gaussian_score_function", baseline="mean").unbiased
     assert estimators.get("reparam", entropy="analytic").config() == {
-        "name": "reparam", "entropy": "analytic", "stick_the_landing": False}
+        "name": "reparam", "entropy": "analytic", "stick_the_landing": False, "objective": "elbo"}
+    iw = estimators.get("reparam", objective="iwae")
+    assert iw.objective == "iwae" and iw.unbiased and "Burda" in iw.reference
+    for bad in ({"objective": "iwae", "entropy": "analytic"}, {"objective": "iwae", "stick_the_landing": True},
+                {"objective": "elbow"}):
+        with pytest.raises(ValueError, match="objective"):
+            estimators.get("reparam", **bad)
 
 
 def _sin_problem():

@@ -14,7 +14,7 @@ from ._validation import check_rng, check_positive_int, check_binary
 from .nn import softplus, sigmoid, log_sigmoid, init_mlp, mlp, ACTIVATIONS
 
 __all__ = ["sample", "log_prob", "log_prob_states", "entropy", "kl_to_prior", "expected_log_prior",
-           "MeanField", "Encoder", "family_from_config"]
+           "MeanField", "Encoder", "family_from_config", "GaussianEncoder"]
 
 
 def sample(logits, n_samples, rng=None):
@@ -65,12 +65,8 @@ def log_prob(logits, z):
     psi . z - sum_k softplus(psi_k) is the same number in exact arithmetic but loses the
     ordinary coordinates of a row that also holds |psi| ~ 1e12 (and is NaN at +-inf).
     """
-    one = z == 1.0
-    zero = z == 0.0
-    # select before multiplying: 0 * (-inf) would be NaN
-    return np.sum(np.where(one, log_sigmoid(logits), 0.0) + np.where(zero, log_sigmoid(-logits), 0.0)
-                  + np.where(one | zero, 0.0, z * log_sigmoid(logits) + (1.0 - z) * log_sigmoid(-logits)),
-                  axis=-1)
+    # select, never multiply: 0 * (-inf) would be NaN
+    return np.sum(np.where(getval(z) == 1.0, log_sigmoid(logits), log_sigmoid(-logits)), axis=-1)
 
 
 def log_prob_states(logits, states):
@@ -392,9 +388,124 @@ def family_from_config(config):
     """
     config = dict(config)
     name = config.pop("class", None)
-    classes = {"MeanField": MeanField, "Encoder": Encoder}
+    from .gaussian import GaussianMeanField
+    classes = {"MeanField": MeanField, "Encoder": Encoder, "GaussianEncoder": GaussianEncoder,
+               "GaussianMeanField": GaussianMeanField}
     if name not in classes:
         raise ValueError(f"config: unknown family class {name!r}; expected one of {sorted(classes)}")
     if "hidden" in config:
         config["hidden"] = tuple(config["hidden"])
     return classes[name](**config)
+
+
+class GaussianEncoder:
+    """Amortized diagonal-Gaussian family (the VAE encoder): an MLP maps x to q's mean and log-std.
+
+    [mu(x), log sigma(x)] = MLP_phi(x) (one network, 2K outputs) and
+    q(z|x) = N(z; mu(x), diag(sigma(x)^2)), for the Gaussian-latent :class:`vi_lab.GaussianLVM`.
+    The log-standard-deviation is the unconstrained output, so sigma = exp(.) > 0 whatever the
+    weights (outputting sigma itself would need a constraint and makes small sigma hard to reach).
+
+    Parameters
+    ----------
+    n_obs : int
+        L, the input width.
+    n_latent : int
+        K; the network has 2K outputs.
+    hidden : tuple of int, default (64,)
+        Hidden-layer widths; ``()`` gives a linear encoder.
+    activation : {"tanh", "relu", "softplus"}, default "tanh"
+
+    Notes
+    -----
+    ``q_params = {"W0": (L, h1), "b0": (h1,), ..., "W{D-1}": (h_{D-1}, 2K), "b{D-1}": (2K,)}``
+    (:func:`vi_lab.nn.init_mlp` format); outputs 0..K-1 are the mean, K..2K-1 the log-std.
+    :meth:`gaussian_params` returns ``{"mean": (B, K), "log_std": (B, K)}``, the per-datapoint
+    parametrization of :mod:`vi_lab.gaussian` that the Gaussian estimators take.
+    Kingma & Welling (2014), "Auto-encoding variational Bayes", appendix C.2.
+    """
+
+    #: One network for all datapoints; the ``idx`` argument of :meth:`gaussian_params` is ignored.
+    amortized = True
+    #: q is a Gaussian over real z (the Bernoulli families have no such attribute).
+    latent = "gaussian"
+
+    def __init__(self, n_obs, n_latent, hidden=(64,), activation="tanh"):
+        self.n_obs = check_positive_int(n_obs, "n_obs")
+        self.n_latent = check_positive_int(n_latent, "n_latent")
+        if isinstance(hidden, numbers.Integral):
+            hidden = (hidden,)
+        self.hidden = tuple(check_positive_int(h, "hidden (each layer width)") for h in hidden)
+        if activation not in ACTIVATIONS:
+            raise ValueError(f"activation: unknown name {activation!r}; expected one of {sorted(ACTIVATIONS)}")
+        self.activation = activation
+
+    def __repr__(self):
+        return (f"GaussianEncoder(n_obs={self.n_obs}, n_latent={self.n_latent}, hidden={self.hidden}, "
+                f"activation={self.activation!r})")
+
+    def config(self):
+        """The constructor arguments as a JSON-serializable dict (for saving runs)."""
+        return {"class": "GaussianEncoder", "n_obs": self.n_obs, "n_latent": self.n_latent,
+                "hidden": list(self.hidden), "activation": self.activation}
+
+    def init_params(self, rng=0, scale=1.0, out_scale=0.1):
+        """Random encoder weights.
+
+        Parameters
+        ----------
+        rng : int or numpy.random.Generator
+        scale : float, default 1.0
+            Hidden weights ~ N(0, scale^2 / fan_in), biases 0.
+        out_scale : float, default 0.1
+            Extra factor on the output layer, so q starts close to N(0, I) (mean ~ 0,
+            log-std ~ 0) for every x instead of at random, very narrow or very wide q's.
+
+        Returns
+        -------
+        dict
+            ``{"W0", "b0", ...}`` with shapes (L, h1), (h1,), ..., (h_{D-1}, 2K), (2K,).
+        """
+        if not out_scale >= 0:
+            raise ValueError(f"out_scale: expected a non-negative factor, got {out_scale}")
+        params = init_mlp((self.n_obs,) + self.hidden + (2 * self.n_latent,), check_rng(rng), scale)
+        last = f"W{len(self.hidden)}"
+        params[last] = out_scale * params[last]
+        return params
+
+    def gaussian_params(self, q_params, x, idx=None):
+        """mu(x) and log sigma(x) for a batch.
+
+        Parameters
+        ----------
+        q_params : dict
+            Encoder weights as made by :meth:`init_params`.
+        x : ndarray of shape (B, L), values in {0., 1.}
+        idx : ignored
+            Accepted so that every family shares one call signature.
+
+        Returns
+        -------
+        dict
+            ``{"mean": ndarray of shape (B, K), "log_std": ndarray of shape (B, K)}``,
+            differentiable with respect to ``q_params`` (autograd).
+        """
+        x = check_binary(getval(x), self.n_obs, "x")
+        n_layers = len(q_params) // 2
+        expected = {f"{p}{i}" for i in range(n_layers) for p in "Wb"}
+        if set(q_params) != expected or onp.shape(q_params["W0"])[0] != self.n_obs \
+                or onp.shape(q_params[f"b{n_layers - 1}"]) != (2 * self.n_latent,):
+            raise ValueError(f"q_params: expected encoder weights for {self!r} (keys W0, b0, ..., input "
+                             f"width {self.n_obs}, output width 2K = {2 * self.n_latent}), got keys "
+                             f"{sorted(q_params)}")
+        out = mlp(q_params, x, self.activation)
+        return {"mean": out[..., :self.n_latent], "log_std": out[..., self.n_latent:]}
+
+    def logits(self, q_params, x, idx=None):
+        """Not defined: q is Gaussian. Raises ValueError pointing to :meth:`gaussian_params`."""
+        raise ValueError(f"{self!r} is a Gaussian family and has no logits; use "
+                         f"family.gaussian_params(q_params, x) for q's mean and log_std")
+
+    def n_params(self, q_params):
+        """Number of scalar encoder weights (independent of N)."""
+        return int(sum(onp.size(v) for v in q_params.values()))

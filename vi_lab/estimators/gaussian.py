@@ -20,6 +20,7 @@ estimators (``params_grad=False`` skips it).
 import autograd
 import autograd.numpy as np
 import numpy as onp
+from autograd.scipy.special import logsumexp
 from autograd.tracer import getval
 
 from .._tree import tree_map
@@ -186,6 +187,13 @@ class Reparam(_GaussianEstimator):
         (gradient flows only through z), the "path derivative" of Roeder, Wu & Duvenaud (2017).
         The dropped term, -d/dphi log q(z; phi) at fixed z, has expectation zero, so this is
         still unbiased, and its variance vanishes when q equals the posterior.
+    objective : {"elbo", "iwae"}, default "elbo"
+        "iwae": the gradient of the importance-weighted bound with k = n_samples,
+        IWAE_k = E[log (1/k) sum_i p(x, z_i) / q(z_i|x)], z_i = mu + sigma * eps_i (Burda, Grosse
+        & Salakhutdinov, 2016), still pathwise and unbiased for that bound's gradient; k = 1 is
+        the ELBO. Needs ``entropy="sampled"`` and no sticking the landing (the path derivative
+        alone is biased for IWAE; Tucker et al., 2019). At the generic level it estimates
+        d/d(mean, log_std) E[log (1/S) sum_s exp f(z_s)].
 
     Notes
     -----
@@ -210,7 +218,7 @@ class Reparam(_GaussianEstimator):
 
     name = "reparam"
     reference = "Kingma & Welling (2014); Rezende, Mohamed & Wierstra (2014)"
-    options = {"entropy": "sampled", "stick_the_landing": False}
+    options = {"entropy": "sampled", "stick_the_landing": False, "objective": "elbo"}
 
     def _validate_options(self):
         super()._validate_options()
@@ -219,14 +227,50 @@ class Reparam(_GaussianEstimator):
         if self.stick_the_landing and self.entropy == "analytic":
             raise ValueError("stick_the_landing: only applies to entropy='sampled' (with entropy='analytic' "
                              "there is no sampled log q term); use one or the other")
+        if self.objective not in ("elbo", "iwae"):
+            raise ValueError(f"objective: expected 'elbo' or 'iwae', got {self.objective!r}")
+        if self.objective == "iwae" and (self.entropy != "sampled" or self.stick_the_landing):
+            raise ValueError("objective: 'iwae' needs entropy='sampled' and stick_the_landing=False (the IWAE "
+                             "bound has no closed-form KL term, and the path derivative alone is biased for it)")
+        if self.objective == "iwae":
+            self.reference = "Burda, Grosse & Salakhutdinov (2016), Importance weighted autoencoders, ICLR"
+
+    def _reduce(self, values):
+        """(R, S, *batch) -> the per-replicate objective summed over the batch: mean or log-mean-exp over S."""
+        n_samples = values.shape[1]
+        if self.objective == "iwae":
+            return np.sum(logsumexp(values, axis=1)) - onp.prod(values.shape[:1] + values.shape[2:]) * onp.log(n_samples)
+        return np.sum(values) / n_samples
 
     def _grad_q(self, f, mean, log_std, eps):
-        n_samples = eps.shape[1]
-
         def objective(tiled):
-            return np.sum(f(_draw(tiled, eps))) / n_samples
+            return self._reduce(f(_draw(tiled, eps)))
 
         return autograd.grad(objective)(_tile_q(mean, log_std, eps.shape[0]))
+
+    def __call__(self, model, params, q_params, x, n_samples, rng=None, n_reps=None, params_grad=True):
+        if self.objective != "iwae":
+            return super().__call__(model, params, q_params, x, n_samples, rng, n_reps, params_grad)
+        x, mean, log_std, n_samples, reps = self._check_gaussian_inputs(model, params, q_params, x, n_samples, n_reps)
+        eps = check_rng(rng).standard_normal((reps, n_samples) + mean.shape)
+        g_q = self._elbo_grad_q(model, params, x, mean, log_std, eps, False)
+        g_params = None
+        if params_grad:
+            # theta-gradient of IWAE: sum_i wbar_i grad log p(x, z_i), wbar the normalized weights
+            z = mean + onp.exp(log_std) * eps                                       # (R, S, N, K)
+            log_w = onp.asarray(model.log_joint(params, x, z)) - onp.asarray(
+                log_prob({"mean": mean, "log_std": log_std}, z))                     # (R, S, N)
+            w_bar = onp.exp(log_w - logsumexp(log_w, axis=1, keepdims=True))
+            per_rep = []
+            for r in range(reps):
+                vjp, _ = autograd.make_vjp(lambda p: model.log_joint(p, x, z[r]))(params)
+                per_rep.append(vjp(w_bar[r]))
+            g_params = per_rep[0] if n_reps is None else tree_map(lambda *leaves: onp.stack(leaves), *per_rep)
+        if n_reps is None:
+            g_q = {key: value[0] for key, value in g_q.items()}
+        return g_params, g_q
+
+    __call__.__doc__ = _GaussianEstimator.__call__.__doc__
 
     def _elbo_grad_q(self, model, params, x, mean, log_std, eps, analytic):
         n_samples = eps.shape[1]
@@ -238,7 +282,7 @@ class Reparam(_GaussianEstimator):
             q = _per_rep(tiled)
             if self.stick_the_landing:
                 q = {key: getval(value) for key, value in q.items()}
-            return np.sum(model.log_joint(params, x, z) - log_prob(q, z)) / n_samples
+            return self._reduce(model.log_joint(params, x, z) - log_prob(q, z))
 
         return autograd.grad(objective)(_tile_q(mean, log_std, eps.shape[0]))
 

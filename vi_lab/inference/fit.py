@@ -5,17 +5,22 @@ import time
 
 import numpy as onp
 
-from .. import exact
+from .. import exact, quadrature
+from .. import gaussian as _gaussian
 from .._tree import tree_sq_norm
-from .._validation import check_binary, check_rng, check_positive_int, check_finite_tree
+from .._validation import check_binary, check_rng, check_positive_int, check_finite_tree, check_params
 from ..optimizers import Adam, SGD, as_schedule
-from ..variational import MeanField, Encoder
-from .methods import METHODS
+from ..variational import MeanField, Encoder, GaussianEncoder
+from ..gaussian import GaussianMeanField
+from .methods import METHODS, q_of
 from .result import FitResult
 
 __all__ = ["fit"]
 
 _OPTIMIZERS = {"adam": Adam, "sgd": SGD}
+
+#: Default k of the IWAE estimate recorded for Gaussian latents with K > 2 (no quadrature there).
+RECORD_IWAE_K = 1000
 
 
 class _Context:
@@ -34,15 +39,37 @@ def get_method(method):
     return METHODS[method]
 
 
-def resolve_estimator(method, estimator, n_samples):
-    """Turn the ``estimator`` argument into an estimator object (or None) for ``method``."""
+def _latent(model):
+    return getattr(model, "latent", "bernoulli")
+
+
+def _describe(model):
+    return f"the {type(model).__name__} passed ({_latent(model)} latents)"
+
+
+def check_method_applies(method, model):
+    """Raise a ValueError, naming the model, when ``method`` cannot train ``model``."""
+    latent = _latent(model)
+    if latent not in method.latents:
+        raise ValueError(f"method: {method.name!r} does not apply to {_describe(model)}; it trains models with "
+                         f"{' or '.join(method.latents)} latents")
+    if latent == "gaussian" and method.name in ("exact_ml", "exact_elbo") \
+            and model.n_latent > quadrature.MAX_QUADRATURE_LATENT:
+        raise ValueError(f"method: {method.name!r} for {_describe(model)} uses Gauss-Hermite quadrature, which "
+                         f"needs K <= {quadrature.MAX_QUADRATURE_LATENT}, got K = {model.n_latent}; use "
+                         f"'amortized' with estimator='reparam' (or 'reweighted_wake_sleep')")
+
+
+def resolve_estimator(method, estimator, n_samples, model=None):
+    """Turn the ``estimator`` argument into an estimator object (or None) for ``method`` and ``model``."""
+    latent = "bernoulli" if model is None else _latent(model)
     if not method.uses_estimator:
         if estimator is not None:
             raise ValueError(f"estimator: method {method.name!r} does not use a plug-in gradient estimator "
                              f"({method.summary}); leave estimator=None")
         return None
     if estimator is None:
-        estimator = method.default_estimator
+        estimator = method.default_estimators.get(latent) or method.default_estimator
     if isinstance(estimator, str):
         try:
             from .. import estimators as registry
@@ -53,10 +80,12 @@ def resolve_estimator(method, estimator, n_samples):
     if not callable(estimator):
         raise ValueError(f"estimator: expected a registered name or an estimator object "
                          f"est(model, params, q_logits, x, n_samples, rng), got {type(estimator).__name__}")
-    latent = getattr(estimator, "latent", "bernoulli")
-    if latent != "bernoulli":
-        raise ValueError(f"estimator: {getattr(estimator, 'name', estimator)!r} is for {latent} latents; "
-                         f"the BernoulliLVM needs a Bernoulli-latent estimator")
+    est_latent = getattr(estimator, "latent", "bernoulli")
+    if est_latent != latent:
+        from .. import estimators as registry
+        who = _describe(model) if model is not None else "a BernoulliLVM (bernoulli latents)"
+        raise ValueError(f"estimator: {getattr(estimator, 'name', estimator)!r} is for {est_latent} latents "
+                         f"but the model is {who}; use one of {registry.names(latent)}")
     needed = int(getattr(estimator, "min_samples", 1))
     if n_samples < needed:
         raise ValueError(f"n_samples: estimator {getattr(estimator, 'name', '?')!r} needs n_samples >= {needed}, "
@@ -64,25 +93,37 @@ def resolve_estimator(method, estimator, n_samples):
     return estimator
 
 
+#: family class -> (kind, latent type)
+_FAMILY_KINDS = {MeanField: ("mean_field", "bernoulli"), Encoder: ("encoder", "bernoulli"),
+                 GaussianMeanField: ("mean_field", "gaussian"), GaussianEncoder: ("encoder", "gaussian")}
+
+
 def resolve_family(method, family, model, x):
-    """Build or check the variational family for ``method`` and data ``x`` (N, L)."""
+    """Build or check the variational family for ``method``, ``model`` and data ``x`` (N, L)."""
     if not method.families:
         if family is not None:
             raise ValueError(f"family: method {method.name!r} has no variational family; leave family=None")
         return None
+    latent = _latent(model)
     if family is None:
         family = method.default_family
     if isinstance(family, str):
-        if family == "mean_field":
-            family = MeanField(x.shape[0], model.n_latent)
-        elif family == "encoder":
-            family = Encoder(model.n_obs, model.n_latent)
-        else:
+        builders = {("mean_field", "bernoulli"): lambda: MeanField(x.shape[0], model.n_latent),
+                    ("encoder", "bernoulli"): lambda: Encoder(model.n_obs, model.n_latent),
+                    ("mean_field", "gaussian"): lambda: GaussianMeanField(x.shape[0], model.n_latent),
+                    ("encoder", "gaussian"): lambda: GaussianEncoder(model.n_obs, model.n_latent)}
+        if (family, latent) not in builders:
             raise ValueError(f"family: unknown family {family!r}; expected 'mean_field', 'encoder' "
-                             f"or a MeanField/Encoder object")
-    kind = {MeanField: "mean_field", Encoder: "encoder"}.get(type(family))
+                             f"or a family object (MeanField, Encoder, GaussianMeanField, GaussianEncoder)")
+        family = builders[(family, latent)]()
+    kind, family_latent = _FAMILY_KINDS.get(type(family), (None, None))
     if kind is None:
-        raise ValueError(f"family: expected a MeanField or Encoder object, got {type(family).__name__}")
+        raise ValueError(f"family: expected a MeanField, Encoder, GaussianMeanField or GaussianEncoder object, "
+                         f"got {type(family).__name__}")
+    if family_latent != latent:
+        want = "GaussianMeanField or GaussianEncoder" if latent == "gaussian" else "MeanField or Encoder"
+        raise ValueError(f"family: {family!r} is a {family_latent} family but the model is {_describe(model)}; "
+                         f"use a {want} (or family='mean_field' / 'encoder')")
     if kind not in method.families:
         raise ValueError(f"family: method {method.name!r} needs a {' or '.join(method.families)} family, "
                          f"got {family!r}")
@@ -91,7 +132,8 @@ def resolve_family(method, family, model, x):
                          f"K = {model.n_latent}; they must match")
     if kind == "mean_field" and family.n_data != x.shape[0]:
         raise ValueError(f"family: {family!r} has one row per datapoint ({family.n_data} rows) but x has "
-                         f"{x.shape[0]} rows; build MeanField(n_data={x.shape[0]}, n_latent={model.n_latent})")
+                         f"{x.shape[0]} rows; build {type(family).__name__}(n_data={x.shape[0]}, "
+                         f"n_latent={model.n_latent})")
     if kind == "encoder" and family.n_obs != model.n_obs:
         raise ValueError(f"family: {family!r} takes inputs of width {family.n_obs} but the model has "
                          f"L = {model.n_obs}; they must match")
@@ -158,10 +200,40 @@ def _q_of(family, q_params, x, rows):
     """q's parameters for the rows ``rows`` of the training set (all rows when None)."""
     if family is None:
         return None
-    return onp.asarray(family.logits(q_params, x, rows))
+    return q_of(family, q_params, x, rows)
 
 
-def _record(ctx, method, params, q_params, x_valid, record_exact, rng, rows=None):
+def _record_gaussian(ctx, params, q, x, x_valid, q_valid, iwae_k, rng):
+    """Gaussian latents: quadrature columns for K <= 2, IWAE estimates (named as such) for K > 2."""
+    model, row = ctx.model, {}
+    if model.n_latent <= quadrature.MAX_QUADRATURE_LATENT:
+        log_px = float(onp.mean(quadrature.gaussian_log_marginal(model, params, x)))
+        row["log_px_train"] = log_px
+        if x_valid is not None:
+            row["log_px_valid"] = float(onp.mean(quadrature.gaussian_log_marginal(model, params, x_valid)))
+        if q is not None:
+            elbo = float(onp.mean(quadrature.gaussian_elbo(model, params, q, x)))
+            row["elbo_exact"], row["kl_gap"] = elbo, log_px - elbo
+        return row
+    # no quadrature: a large-k IWAE estimate with q as the proposal (a lower bound on log p(x))
+    if q is None:
+        return row
+    iw, iw_se, el, el_se = _gaussian.iwae_estimate(model, params, q, x, iwae_k, rng, return_se=True,
+                                                   return_elbo=True)
+    n = x.shape[0]
+    row["log_px_train_iwae"] = float(onp.mean(iw))
+    row["log_px_train_iwae_se"] = float(onp.sqrt(onp.sum(iw_se ** 2)) / n)
+    row["elbo_mc"] = float(onp.mean(el))
+    row["elbo_mc_se"] = float(onp.sqrt(onp.sum(el_se ** 2)) / n)
+    row["kl_gap_iwae"] = row["log_px_train_iwae"] - row["elbo_mc"]
+    if q_valid is not None:
+        iv, iv_se = _gaussian.iwae_estimate(model, params, q_valid, x_valid, iwae_k, rng, return_se=True)
+        row["log_px_valid_iwae"] = float(onp.mean(iv))
+        row["log_px_valid_iwae_se"] = float(onp.sqrt(onp.sum(iv_se ** 2)) / x_valid.shape[0])
+    return row
+
+
+def _record(ctx, method, params, q_params, x_valid, record_exact, rng, rows=None, iwae_k=RECORD_IWAE_K):
     """The exact and Monte Carlo summaries of the current parameters (one history row).
 
     The ``*_train`` columns and ``objective`` average over the training rows ``rows`` (all
@@ -170,7 +242,12 @@ def _record(ctx, method, params, q_params, x_valid, record_exact, rng, rows=None
     sub = _restrict(ctx, rows)
     row = {}
     logits = _q_of(ctx.family, q_params, sub.x, rows)
-    if record_exact:
+    if record_exact and getattr(ctx.model, "latent", "bernoulli") == "gaussian":
+        q_valid = None
+        if x_valid is not None and ctx.family is not None and ctx.family.amortized:
+            q_valid = _q_of(ctx.family, q_params, x_valid, None)
+        row.update(_record_gaussian(ctx, params, logits, sub.x, x_valid, q_valid, iwae_k, rng))
+    elif record_exact:
         log_px = float(onp.mean(exact.log_marginal(ctx.model, params, sub.x)))
         row["log_px_train"] = log_px
         if x_valid is not None:
@@ -198,11 +275,22 @@ def _postfix(bar, batch_value, exact_row, exact_step):
     bar.set_postfix(text, refresh=False)
 
 
+def _record_kind(model, record_exact, iwae_k):
+    """How the reference columns are computed (saved in the run's config)."""
+    if not record_exact:
+        return None
+    if getattr(model, "latent", "bernoulli") != "gaussian":
+        return {"kind": "enumeration"}
+    if model.n_latent <= quadrature.MAX_QUADRATURE_LATENT:
+        return {"kind": "quadrature", "n_nodes": quadrature.DEFAULT_NODES[model.n_latent]}
+    return {"kind": "iwae_estimate", "k": int(iwae_k)}
+
+
 # ---------------------------------------------------------------------------- the loop
 def fit(model, x, method="amortized", estimator=None, n_samples=1, steps=1000, batch_size=None,
         learning_rate=1e-2, x_valid=None, record_every=50, rng=0, progress=True, params=None,
         q_params=None, family=None, optimizer="adam", method_options=None, record_exact=True,
-        callback=None, eval_size=None):
+        callback=None, eval_size=None, record_iwae_k=RECORD_IWAE_K):
     """Learn a model (and a variational family) from binary data with one of :data:`METHODS`.
 
     Parameters
@@ -298,6 +386,7 @@ def fit(model, x, method="amortized", estimator=None, n_samples=1, steps=1000, b
     not change the trained parameters.
     """
     m = get_method(method)
+    check_method_applies(m, model)
     x = check_binary(x, model.n_obs, "x")
     if x_valid is not None:
         x_valid = check_binary(x_valid, model.n_obs, "x_valid")
@@ -315,13 +404,15 @@ def fit(model, x, method="amortized", estimator=None, n_samples=1, steps=1000, b
     if optimizer not in _OPTIMIZERS:
         raise ValueError(f"optimizer: unknown optimizer {optimizer!r}; expected one of {sorted(_OPTIMIZERS)}")
     schedule = as_schedule(learning_rate)
-    if m.name in ("exact_ml", "exact_elbo") or record_exact:
+    gaussian_latents = getattr(model, "latent", "bernoulli") == "gaussian"
+    record_iwae_k = check_positive_int(record_iwae_k, "record_iwae_k")
+    if not gaussian_latents and (m.name in ("exact_ml", "exact_elbo") or record_exact):
         exact.check_enumerable(model.n_latent, x.shape[0], model.n_obs)
     family = resolve_family(m, family, model, x)
     if options.get("sleep_phi") and not family.amortized:
         raise ValueError("family: the sleep phase needs an amortized Encoder (a MeanField table has no q for "
                          "dreamed x); use family='encoder' or method_options={'sleep_phi': False}")
-    est = resolve_estimator(m, estimator, n_samples)
+    est = resolve_estimator(m, estimator, n_samples, model)
     seed = int(rng) if isinstance(rng, numbers.Integral) and not isinstance(rng, bool) else None
     rng = check_rng(rng)
     seeds = rng.integers(0, 2 ** 63, size=3)
@@ -333,7 +424,7 @@ def fit(model, x, method="amortized", estimator=None, n_samples=1, steps=1000, b
         eval_rows = onp.sort(record_rng.permutation(x.shape[0])[:eval_size])
 
     template = model.init_params(init_rng)
-    params = template if params is None else _check_like(params, template, "params")
+    params = template if params is None else _check_like(check_params(model, params), template, "params")
     if family is not None:
         q_template = family.init_params(init_rng)
         q_params = q_template if q_params is None else _check_like(q_params, q_template, "q_params")
@@ -352,6 +443,7 @@ def fit(model, x, method="amortized", estimator=None, n_samples=1, steps=1000, b
         "eval_size": None if eval_rows is None else int(eval_size),
         "eval_rows": None if eval_rows is None else [int(i) for i in eval_rows],
         "model": model.config(), "family": None if family is None else family.config(),
+        "record": _record_kind(model, record_exact, record_iwae_k),
     }
     columns = {}
     batches = _Batches(x.shape[0], batch_size, train_rng)
@@ -376,7 +468,8 @@ def fit(model, x, method="amortized", estimator=None, n_samples=1, steps=1000, b
             train_time += time.perf_counter() - start
             if step % record_every == 0 or step == steps:
                 row = {"step": step, "wall_time": train_time, "decoder_evals": evals}
-                row.update(_record(ctx, m, params, q_params, x_valid, record_exact, record_rng, eval_rows))
+                row.update(_record(ctx, m, params, q_params, x_valid, record_exact, record_rng, eval_rows,
+                                   record_iwae_k))
                 row["grad_norm"] = float(onp.sqrt(sq_norm))
                 for key, value in row.items():
                     columns.setdefault(key, []).append(value)
