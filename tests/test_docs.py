@@ -146,3 +146,48 @@ def test_math_guide_covers_every_registered_estimator():
     assert not missing, f"estimators missing from the math guide's summary table: {missing}"
     no_section = [n for n in names if f'get("{n}"' not in text and n != "exact"]
     assert not no_section, f"estimators whose section does not show get(...): {no_section}"
+
+
+def test_math_guide_toy_ratio_is_what_the_toy_module_computes():
+    """'at t = 0.499 the gradient is 1/500 of f': exact gradient at psi = 0 over the mean of f."""
+    from vi_lab import toy
+
+    text = (DOCS / "math_guide.md").read_text(encoding="utf-8")
+    assert "t = 0.499" in text and "1/500" in text
+    t = 0.499
+    ratio = toy.exact_grad(0.0, t) / toy.objective(0.0, t)
+    assert abs(ratio - 1 / 500) < 1e-3 / 500, ratio
+    assert all(abs(toy.exact_grad(phi, t) / toy.objective(phi, t)) < 1 / 500 for phi in (-2.0, -0.5, 0.5, 2.0))
+    # a wrong reading of the guide ("a thousandth") would be off by a factor of two
+    assert abs(ratio - 1 / 1000) > 0.4 / 500
+
+
+def test_math_guide_score_function_variance_identity_holds_by_enumeration():
+    """The per-component variance of (f + c) * score, {eq}`eq-sf-variance`, against an exact
+    enumeration over the 2**K states of a mean-field q, for random f, logits and c; and the
+    baseline it names as optimal minimizes the enumerated variance."""
+    import numpy as onp
+
+    text = (DOCS / "math_guide.md").read_text(encoding="utf-8")
+    assert "2c\\, \\mathbb{E}\\bigl[f(z)\\, s_k(z)^2\\bigr]" in text    # the cross term is in the guide
+    rng = onp.random.default_rng(3)
+    K = 3
+    states = ((onp.arange(2 ** K)[:, None] >> onp.arange(K)[::-1]) & 1).astype(float)
+    for _ in range(5):
+        psi, f, c = rng.normal(size=K), rng.normal(size=2 ** K) * 3, rng.normal() * 5
+        p = 1 / (1 + onp.exp(-psi))
+        q = onp.prod(onp.where(states == 1, p, 1 - p), axis=1)              # (2**K,)
+        score = states - p                                                  # (2**K, K)
+        g = (f + c)[:, None] * score
+        var_enum = q @ g ** 2 - (q @ g) ** 2
+        g0 = f[:, None] * score
+        var_formula = (q @ g0 ** 2 - (q @ g0) ** 2) + 2 * c * (q @ (f[:, None] * score ** 2)) + c ** 2 * p * (1 - p)
+        onp.testing.assert_allclose(var_enum, var_formula, rtol=1e-10)
+        without_cross = (q @ g0 ** 2 - (q @ g0) ** 2) + c ** 2 * p * (1 - p)   # the old, wrong formula
+        assert not onp.allclose(var_enum, without_cross)
+        b_star = (q @ (f[:, None] * score ** 2)) / (p * (1 - p))
+        for k in range(K):
+            def var_k(b):
+                gk = (f - b) * score[:, k]
+                return q @ gk ** 2 - (q @ gk) ** 2
+            assert var_k(b_star[k]) <= min(var_k(b_star[k] + d) for d in (-0.1, 0.1, 1.0))
