@@ -203,7 +203,8 @@ def _read_json(json_path):
 
 def _read_npz(npz_path):
     try:
-        with onp.load(npz_path, allow_pickle=False) as data:
+        # our own handle, closed even when numpy fails half-way through a truncated archive
+        with open(npz_path, "rb") as fh, onp.load(fh, allow_pickle=False) as data:
             return {key: data[key] for key in data.files}
     except (zipfile.BadZipFile, EOFError, OSError, ValueError, KeyError) as exc:
         raise ValueError(f"path: {npz_path!r} is not a readable .npz archive (empty, truncated or "
