@@ -22,7 +22,7 @@ from . import estimators as _estimators
 from ._validation import check_positive_int, check_rng
 
 __all__ = ["objective", "exact_grad", "exact_iwae_grad", "loss", "exact_moments", "default_variants",
-           "estimator_moments", "optimize", "optimize_all"]
+           "estimator_moments", "optimize", "optimize_all", "PRESETS", "EXACT_NAMES"]
 
 
 def _check_phi_t(phi, t):
@@ -113,12 +113,16 @@ def exact_moments(name, phi=0.0, t=0.45, n_samples=1, **options):
 
     Parameters
     ----------
-    name : {"exact", "score_function", "arm", "disarm"}
+    name : one of :data:`EXACT_NAMES`
+        "exact", "score_function", "arm", "disarm", "leg", "reinmax", "straight_through",
+        "gumbel_rao", "arms" (S = 2), "dcv" (at its initial alpha), "rebar" (at the given
+        tau and eta, untuned).
     phi, t : float
     n_samples : int
         S draws per estimate.
     **options
-        ``baseline`` for score_function (None, "rloo" or "mean").
+        ``baseline`` for score_function (None, "rloo" or "mean"); ``tau``, ``eta``, ``alpha``,
+        ``n_mc`` for the others.
 
     Returns
     -------
@@ -134,6 +138,12 @@ def exact_moments(name, phi=0.0, t=0.45, n_samples=1, **options):
     variance mismatch. ARM and DisARM: one draw is a function of u ~ U(0, 1) that is
     piecewise constant (DisARM) or piecewise linear (ARM) between the breakpoints p and 1 - p,
     so its first two moments are exact integrals; S draws divide the variance by S.
+    ARMS (S = 2): the copula pair is (u, 1 - u), integrated the same way. ReinMax: two
+    outcomes of b. Straight-through and Gumbel-Rao: one-dimensional Gauss-Legendre integrals
+    over u on each side of the jump of b (Gumbel-Rao's M conditional draws divide the
+    within-b variance by M). REBAR: a two-dimensional Gauss-Legendre rule over (u, v), 200 x 200
+    nodes on each side of the jump, the reparametrization terms differentiated with autograd.
+    DCV: the 2**S outcomes, written out independently of the estimator's code.
     """
     phi, t = _check_phi_t(phi, t)
     n_samples = check_positive_int(n_samples, "n_samples")
@@ -173,8 +183,147 @@ def exact_moments(name, phi=0.0, t=0.45, n_samples=1, **options):
                 m1 += value * (hi - lo)
                 m2 += value ** 2 * (hi - lo)
         return float(m1), float((m2 - m1 ** 2) / n_samples)
-    raise ValueError(f"name: exact moments are derived for 'exact', 'score_function', 'arm' and "
-                     f"'disarm', got {name!r}; use estimator_moments for an empirical estimate")
+    if name in _EXACT_EXTRA:
+        return _EXACT_EXTRA[name](est, phi, t, n_samples)
+    raise ValueError(f"name: exact moments are derived for {', '.join(EXACT_NAMES)}, got {name!r}; "
+                     f"use estimator_moments for an empirical estimate")
+
+
+# ----------------------------------------------------------------------------- newer estimators
+def _legendre(lo, hi, n):
+    """Gauss-Legendre nodes and weights on [lo, hi] (weights sum to hi - lo)."""
+    x, w = onp.polynomial.legendre.leggauss(n)
+    return lo + (hi - lo) * (x + 1) / 2, w * (hi - lo) / 2
+
+
+def _segments(p, n):
+    """Quadrature over u in (0, 1) split where b = 1[u > 1 - p] jumps: [(b, nodes, weights), ...]."""
+    return [(0.0,) + _legendre(0.0, 1.0 - p, n), (1.0,) + _legendre(1.0 - p, 1.0, n)]
+
+
+def _moments_to_var(m1, m2, n_samples):
+    return float(m1), float((m2 - m1 ** 2) / n_samples)
+
+
+def _exact_leg(est, phi, t, n_samples):
+    return exact_grad(phi, t), 0.0          # K = 1: the sum over the single coordinate is the expectation
+
+
+def _exact_reinmax(est, phi, t, n_samples):
+    from .estimators.reinmax import reinmax_jacobian
+    p = expit(phi)
+    m1 = m2 = 0.0
+    for b, prob in ((0.0, 1 - p), (1.0, p)):
+        g = 2 * (b - t) * float(reinmax_jacobian(onp.array(phi), onp.array(b), est.tau))
+        m1, m2 = m1 + prob * g, m2 + prob * g ** 2
+    return _moments_to_var(m1, m2, n_samples)
+
+
+def _slope_moments(phi, tau, n=400):
+    """Per value of b: P(b), E[s | b], E[s^2 | b] for s = d/dphi sigmoid((phi + L) / tau), L logistic."""
+    out = []
+    for b, u, w in _segments(expit(phi), n):
+        sig = expit((phi + onp.log(u) - onp.log1p(-u)) / tau)
+        slope = sig * (1 - sig) / tau
+        prob = w.sum()
+        out.append((b, prob, (w * slope).sum() / prob, (w * slope ** 2).sum() / prob))
+    return out
+
+
+def _exact_straight_through(est, phi, t, n_samples, n_mc=1):
+    """Straight-through is Gumbel-Rao with M = 1; M conditional draws divide the within-b variance by M."""
+    m1 = between = within = 0.0
+    for b, prob, mean_s, mean_s2 in _slope_moments(phi, est.tau):
+        d = 2 * (b - t)                                   # f'(b) for f(z) = (z - t)^2
+        m1 += prob * d * mean_s
+        between += prob * (d * mean_s) ** 2
+        within += prob * d ** 2 * (mean_s2 - mean_s ** 2)
+    return float(m1), float((between - m1 ** 2 + within / n_mc) / n_samples)
+
+
+def _exact_gumbel_rao(est, phi, t, n_samples):
+    return _exact_straight_through(est, phi, t, n_samples, n_mc=est.n_mc)
+
+
+def _exact_arms(est, phi, t, n_samples):
+    """S = 2 only: the copula pair is (u, 1 - u); the estimate is piecewise constant in u."""
+    if n_samples != 2:
+        raise ValueError(f"n_samples: exact ARMS moments are derived for S = 2 (the antithetic pair), got {n_samples}")
+    from .estimators.arms import arms_debias
+    p = expit(phi)
+    scale = 2.0 * float(arms_debias(onp.array(phi), 2))
+    f = lambda b: (b - t) ** 2                          # noqa: E731
+    m1 = m2 = 0.0
+    edges = onp.unique([0.0, p, 1 - p, 1.0])
+    for lo, hi in zip(edges[:-1], edges[1:]):
+        u1 = 0.5 * (lo + hi)
+        pair = onp.array([u1, 1 - u1]) if phi < 0 else onp.array([1 - u1, u1])     # orientation flip
+        b = (pair < p).astype(float)
+        fb = f(b)
+        g = scale * onp.mean((fb - fb.mean()) * (b - p))
+        m1, m2 = m1 + g * (hi - lo), m2 + g ** 2 * (hi - lo)
+    return float(m1), float(m2 - m1 ** 2)
+
+
+def _exact_dcv(est, phi, t, n_samples):
+    """Enumerate b in {0, 1}^S at the estimator's initial (fixed) alpha."""
+    if n_samples > 16:
+        raise ValueError(f"n_samples: enumeration of 2**S outcomes supports S <= 16, got {n_samples}")
+    p, alpha = expit(phi), est.alpha
+    b = onp.array(list(itertools.product([0.0, 1.0], repeat=n_samples)))
+    prob = onp.prod(onp.where(b == 1, p, 1 - p), axis=1)
+    fb, grad = (b - t) ** 2, 2 * (b - t)
+    g = onp.zeros(len(b))
+    for s in range(n_samples):
+        others = [j for j in range(n_samples) if j != s]
+        slope = lambda j: grad[:, [i for i in range(n_samples) if i != j]].mean(axis=1)   # noqa: E731
+        own = fb[:, s] + alpha * slope(s) * (b[:, s] - p)
+        base = onp.mean([fb[:, j] + alpha * slope(j) * (b[:, j] - p) for j in others], axis=0)
+        g += (own - base) * (b[:, s] - p) / n_samples
+    g -= alpha * grad.mean(axis=1) * p * (1 - p)
+    mean = float(onp.sum(prob * g))
+    return mean, float(onp.sum(prob * (g - mean) ** 2))
+
+
+def _exact_rebar(est, phi, t, n_samples, n=200):
+    """Integrate REBAR's single-draw estimate over u (split where b jumps) and v, by Gauss-Legendre."""
+    import autograd
+    import autograd.numpy as anp
+    from .estimators.rebar import conditional_logistic
+    tau, eta, p = est.tau, est.eta, expit(phi)
+    f = lambda z: (z - t) ** 2                          # noqa: E731
+    v, wv = _legendre(0.0, 1.0, n)
+    m1 = m2 = 0.0
+    for b, u, wu in _segments(p, n):
+        uu, vv = onp.meshgrid(u, v, indexing="ij")
+        noise = onp.log(uu) - onp.log1p(-uu)
+        bb = onp.full(uu.shape, b)
+
+        def relaxed(psi):
+            return eta * (f(1 / (1 + anp.exp(-(psi + noise) / tau)))
+                          - f(1 / (1 + anp.exp(-conditional_logistic(psi, bb, vv) / tau))))
+
+        psi = onp.full(uu.shape, phi)
+        z_cond = conditional_logistic(psi, bb, vv)
+        signal = f(b) - eta * f(expit(z_cond / tau))
+        g = signal * (b - p) + autograd.elementwise_grad(relaxed)(psi)
+        weight = wu[:, None] * wv[None, :]
+        m1, m2 = m1 + onp.sum(weight * g), m2 + onp.sum(weight * g ** 2)
+    return _moments_to_var(m1, m2, n_samples)
+
+
+_EXACT_EXTRA = {"leg": _exact_leg, "reinmax": _exact_reinmax, "straight_through": _exact_straight_through,
+                "gumbel_rao": _exact_gumbel_rao, "arms": _exact_arms, "dcv": _exact_dcv, "rebar": _exact_rebar}
+#: Estimators with exact toy moments in :func:`exact_moments`.
+EXACT_NAMES = ("exact", "score_function", "arm", "disarm") + tuple(_EXACT_EXTRA)
+
+
+class _OneLatent:
+    """Stands in for a model in ``est.cost``: the toy has K = 1."""
+    n_latent = 1
+
+
+_ONE_LATENT = _OneLatent()
 
 
 def default_variants():
@@ -249,7 +398,8 @@ def estimator_moments(phi=0.0, t=0.45, n_samples=1, n_reps=10000, variants=None,
             exact_var = exact_moments(name, phi, t, s, **options)[1]
         except ValueError:
             exact_var = float("nan")
-        evals = 2 if name == "exact" else est.evals_per_sample * s
+        cost = est.cost(_ONE_LATENT)
+        evals = cost if name == "exact" else cost * s
         rows.append({"label": label, "name": name, "n_samples": s, "evals": evals, "target": target,
                      "mean": float(g.mean()), "std_error": float(g.std(ddof=1) / onp.sqrt(n_reps)),
                      "bias": float(g.mean() - target), "variance": float(g.var(ddof=1)),
@@ -257,57 +407,117 @@ def estimator_moments(phi=0.0, t=0.45, n_samples=1, n_reps=10000, variants=None,
     return rows
 
 
-def optimize(name="score_function", phi0=0.0, t=0.45, steps=200, learning_rate=0.5, n_samples=1,
-             rng=0, **options):
-    """Minimize E[(b - t)^2] over phi by SGD with one estimator's gradients.
+#: Documented settings of the toy. "relax": the RELAX paper's (Grathwohl et al. 2018, Fig. 1):
+#: t = 0.499 and Adam, here at step size 0.01 from theta = sigmoid(phi) = 1/2.
+PRESETS = {
+    "relax": {"t": 0.499, "phi0": 0.0, "optimizer": "adam", "learning_rate": 0.01},
+    "default": {"t": 0.45, "phi0": 0.0, "optimizer": "sgd", "learning_rate": 0.5},
+}
+
+
+def _make_optimizer(optimizer, learning_rate):
+    from . import optimizers as _optimizers
+    if optimizer is None or optimizer == "sgd":
+        if not (isinstance(learning_rate, (int, float)) and learning_rate > 0) and not callable(learning_rate):
+            raise ValueError(f"learning_rate: expected a positive step size, got {learning_rate}")
+        return None if optimizer is None else _optimizers.SGD(learning_rate, mass=0.0)
+    if optimizer == "adam":
+        return _optimizers.Adam(learning_rate)
+    if isinstance(optimizer, str):
+        raise ValueError(f"optimizer: expected 'sgd', 'adam' or a vi_lab.optimizers object (Adam(...), SGD(...)), "
+                         f"got {optimizer!r}")
+    if not (hasattr(optimizer, "init") and hasattr(optimizer, "update")):
+        raise ValueError(f"optimizer: expected a vi_lab.optimizers object with init/update, got {type(optimizer).__name__}")
+    return optimizer
+
+
+def optimize(name="score_function", phi0=None, t=None, steps=200, learning_rate=None, n_samples=1,
+             rng=0, optimizer=None, preset=None, estimator_options=None, **options):
+    """Minimize E[(b - t)^2] over phi with one estimator's gradients.
 
     Parameters
     ----------
     name : str
         A registered Bernoulli estimator; ``options`` are passed to ``get``.
-    phi0 : float
-    t : float
+    phi0 : float, default 0.0
+    t : float, default 0.45
     steps : int
-    learning_rate : float > 0
+    learning_rate : float > 0, default 0.5 (plain SGD) or the preset's
+        Step size of plain SGD, or of the named optimizer.
     n_samples : int
         S per step (raised to the estimator's ``min_samples`` if smaller).
     rng : int or numpy.random.Generator
+    optimizer : None, "sgd", "adam", or a :mod:`vi_lab.optimizers` object
+        None: plain SGD, phi <- phi - learning_rate * g. "adam" / "sgd" build
+        ``vi_lab.optimizers.Adam(learning_rate)`` / ``SGD(learning_rate, mass=0)``; an object
+        (e.g. ``Adam(0.01, b1=0.5)``) is used as given. vi_lab's optimizers ascend by default,
+        so they receive the gradient of -E[(b - t)^2]; one built with ``maximize=False`` gets g.
+    preset : {None, "relax", "default"}
+        Fill the unset ``t``, ``phi0``, ``optimizer`` and ``learning_rate`` from
+        :data:`PRESETS`: "relax" is the RELAX paper's setting, t = 0.499 with Adam (step 0.01
+        here), where the exact gradient 0.002 p (1 - p) is drowned in the noise of
+        single-sample REINFORCE.
+    estimator_options : dict, optional
+        Options for ``get`` whose names clash with this function's (e.g. the control's
+        ``learning_rate`` of relax); merged with ``**options``.
 
     Returns
     -------
     dict of 1-D arrays of length steps + 1
-        ``step``, ``phi``, ``objective`` (exact, at each phi) and ``grad`` (the estimate used at
-        that step; NaN for the last entry).
+        ``step``, ``phi``, ``theta`` (sigmoid(phi)), ``objective`` (exact, at each phi) and
+        ``grad`` (the estimate used at that step; NaN for the last entry).
 
     Notes
     -----
-    phi_{i+1} = phi_i - learning_rate * g_i. The optimum for t < 1/2 is phi -> -inf
-    (p -> 0); a biased or too noisy estimator drifts the wrong way when t is close to 1/2.
+    The optimum for t < 1/2 is phi -> -inf (theta -> 0); a biased or too noisy estimator
+    drifts the wrong way when t is close to 1/2. A stateful estimator (nvil, relax, tuned
+    rebar, dcv, rodeo) keeps learning its baseline or control along the run.
     """
+    if preset is not None:
+        if preset not in PRESETS:
+            raise ValueError(f"preset: expected one of {', '.join(PRESETS)}, got {preset!r}")
+        chosen = PRESETS[preset]
+        t = chosen["t"] if t is None else t
+        phi0 = chosen["phi0"] if phi0 is None else phi0
+        optimizer = chosen["optimizer"] if optimizer is None else optimizer
+        learning_rate = chosen["learning_rate"] if learning_rate is None else learning_rate
+    phi0 = 0.0 if phi0 is None else phi0
+    t = 0.45 if t is None else t
+    learning_rate = 0.5 if learning_rate is None else learning_rate
     phi0, t = _check_phi_t(phi0, t)
     steps = check_positive_int(steps, "steps")
-    if not learning_rate > 0:
+    if not callable(learning_rate) and not learning_rate > 0:
         raise ValueError(f"learning_rate: expected a positive step size, got {learning_rate}")
+    opt = _make_optimizer(optimizer, learning_rate)
     rng = check_rng(rng)
-    est = _estimators.get(name, **options)
+    est = _estimators.get(name, **{**(estimator_options or {}), **options})
     n_samples = max(check_positive_int(n_samples, "n_samples"), est.min_samples)
     f = loss(t)
     phi = onp.empty(steps + 1)
     grads = onp.full(steps + 1, onp.nan)
     phi[0] = phi0
+    params = {"phi": onp.array([phi0])}
+    state = opt.init(params) if opt is not None else None
+    sign = float(getattr(opt, "sign", 1.0))
     for i in range(steps):
-        grads[i] = est.grad(f, phi[i:i + 1], n_samples, rng)[0]
-        phi[i + 1] = phi[i] - learning_rate * grads[i]
-    return {"step": onp.arange(steps + 1), "phi": phi,
+        grads[i] = est.grad(f, params["phi"], n_samples, rng)[0]
+        if opt is None:
+            params = {"phi": params["phi"] - learning_rate * grads[i]}
+        else:                                  # ascending optimizers get the gradient of -E[f]
+            params, state = opt.update(params, {"phi": onp.array([-sign * grads[i]])}, state)
+        phi[i + 1] = params["phi"][0]
+    return {"step": onp.arange(steps + 1), "phi": phi, "theta": expit(phi),
             "objective": onp.array([objective(v, t) for v in phi]), "grad": grads}
 
 
-def optimize_all(phi0=0.0, t=0.45, steps=200, learning_rate=0.5, n_samples=1, variants=None, rng=0):
+def optimize_all(phi0=None, t=None, steps=200, learning_rate=None, n_samples=1, variants=None, rng=0,
+                 optimizer=None, preset=None):
     """:func:`optimize` for every estimator; returns label -> history dict.
 
     Parameters are those of :func:`optimize`; ``variants`` as in :func:`estimator_moments`.
     """
     rng = check_rng(rng)
-    return {label: optimize(name, phi0, t, steps, learning_rate, n_samples, rng, **options)
+    return {label: optimize(name, phi0, t, steps, learning_rate, n_samples, rng, optimizer=optimizer, preset=preset,
+                            **options)
             for label, (name, options) in _variants(variants).items()
             if _estimators.get(name, **options).latent == "bernoulli"}

@@ -78,6 +78,12 @@ _REGISTRY = {
     "rebar": ("vi_lab.estimators.rebar", "REBAR"),
     "vimco": ("vi_lab.estimators.vimco", "VIMCO"),
     "relax": ("vi_lab.estimators.relax", "RELAX"),
+    "arms": ("vi_lab.estimators.arms", "ARMS"),
+    "leg": ("vi_lab.estimators.leg", "LocalExpectation"),
+    "dcv": ("vi_lab.estimators.dcv", "DoubleCV"),
+    "rodeo": ("vi_lab.estimators.rodeo", "RODEO"),
+    "gumbel_rao": ("vi_lab.estimators.gumbel_rao", "GumbelRao"),
+    "reinmax": ("vi_lab.estimators.reinmax", "ReinMax"),
     "reparam": ("vi_lab.estimators.gaussian", "Reparam"),
     "gaussian_score_function": ("vi_lab.estimators.gaussian", "GaussianScoreFunction"),
 }

@@ -1,0 +1,173 @@
+"""The estimators published since 2015-2023 (ARMS, LEG, double CV, RODEO, Gumbel-Rao, ReinMax) against exact answers.
+
+Unbiased ones: the mean of R independent estimates within 4 standard errors of the exact gradient
+on the three random models of test_estimators_unbiased (ELBO level, logits and model gradients)
+and at the generic level. Each check is shown to fail on a plausible wrong version written here.
+Exact variances on the one-latent toy come from vi_lab.toy.exact_moments (enumeration or
+quadrature, written independently of the estimators); a brute-force enumeration checks LEG's.
+"""
+import itertools
+
+import autograd.numpy as anp
+import numpy as np
+import pytest
+
+from vi_lab import estimators, toy
+from vi_lab.estimators.arms import ARMS, dirichlet_copula
+from vi_lab.estimators.base import bernoulli_from_uniform, uniform_open
+from vi_lab.estimators.dcv import DoubleCV
+from vi_lab.estimators.leg import LocalExpectation
+from vi_lab.estimators.rodeo import RODEO
+from test_estimators_unbiased import MODELS, elbo_z_scores, make_problem, max_z_score
+from test_toy import variance_z
+
+N_REPS = 20000
+
+
+def trained(name, problem, steps=20, **options):
+    """A stateful estimator after ``steps`` learning calls at this problem, then frozen."""
+    model, params, q_logits, x = problem
+    est = estimators.get(name, **options)
+    for step in range(steps):
+        est(model, params, q_logits, x, 4, rng=500 + step, params_grad=False)
+    est.learn = False
+    return est
+
+
+@pytest.mark.parametrize("case", MODELS)
+@pytest.mark.parametrize("name, options", [("arms", {}), ("arms", {"entropy": "analytic"}), ("leg", {}),
+                                           ("leg", {"entropy": "analytic"}),
+                                           ("dcv", {"alpha": 0.8, "learn": False})])
+def test_new_estimators_unbiased_at_the_elbo_level(case, name, options):
+    est = estimators.get(name, **options)
+    z_logits, z_params = elbo_z_scores(est, make_problem(*case), 3, 3000, 150)
+    assert z_logits < 4.0 and z_params < 4.0
+
+
+@pytest.mark.parametrize("case", MODELS)
+@pytest.mark.parametrize("name", ["dcv", "rodeo"])
+def test_learned_controls_stay_unbiased_after_training(case, name):
+    problem = make_problem(*case)
+    est = trained(name, problem, learning_rate=0.05)
+    assert est.state["steps"] == 20
+    control = est.state["control"]
+    assert abs(float(control["alpha"])) > 0.01                 # it moved away from plain RLOO
+    z_logits, z_params = elbo_z_scores(est, problem, 3, 3000, 150)
+    assert z_logits < 4.0 and z_params < 4.0
+
+
+GENERIC = [("arms", {}), ("leg", {}), ("dcv", {"alpha": -1.3, "learn": False}), ("rodeo", {"learn": False})]
+
+
+def generic_problem():
+    rng = np.random.default_rng(3)
+    w, c = rng.normal(size=(2, 3)), rng.normal(size=2)
+    f = lambda z: anp.tanh(anp.sum(z * w, axis=-1) + c) + 0.5 * z[..., 0] * z[..., 2]   # noqa: E731
+    logits = rng.normal(size=(2, 3))
+    return f, logits, estimators.get("exact").grad(f, logits, 1, 0)
+
+
+def nontrivial_control(est):
+    """RODEO with alpha = beta = 1.5 and a random network whose outputs are offset by (1.5, -2).
+
+    A constant part of h is the easiest test of a Stein operator: A maps it to zero exactly.
+    """
+    control = est._control_state()
+    control["alpha"], control["beta"] = np.array(1.5), np.array(1.5)
+    control["net"]["b2"] = np.array([1.5, -2.0])
+
+
+@pytest.mark.parametrize("name, options", GENERIC)
+@pytest.mark.parametrize("n_samples", [2, 5])
+def test_generic_level_unbiased(name, options, n_samples):
+    f, logits, target = generic_problem()
+    est = estimators.get(name, **options)
+    if name == "rodeo":
+        nontrivial_control(est)
+    g = est.grad(f, logits, n_samples, rng=7, n_reps=4000)
+    assert max_z_score(g, target) < 4.0
+
+
+# ------------------------------------------------------------------ plausible wrong versions fail
+class UndebiasedARMS(ARMS):
+    """Wrong on purpose: leave-one-out REINFORCE on the correlated copula samples, no debiasing factor."""
+
+    def _grad(self, f, logits, n_samples, rng, n_reps):
+        u = dirichlet_copula(uniform_open(rng, (n_reps, n_samples) + logits.shape))
+        p = 1 / (1 + np.exp(-logits))
+        b = np.where(logits < 0, u < p, u > 1 - p).astype(float)
+        values = np.asarray(f(b))
+        loo = values - (values.sum(axis=1, keepdims=True) - values) / (n_samples - 1)
+        return np.mean(loo[..., None] * (b - p), axis=1)
+
+
+class UnsignedLEG(LocalExpectation):
+    """Wrong on purpose: f(z) - f(flip_k z) without the sign (2 z_k - 1)."""
+
+    def _grad(self, f, logits, n_samples, rng, n_reps):
+        z = bernoulli_from_uniform(logits, uniform_open(rng, (n_reps, n_samples) + logits.shape))
+        flips = np.stack([np.where(np.arange(logits.shape[-1]) == k, 1 - z, z) for k in range(logits.shape[-1])], 2)
+        f_z = np.asarray(f(z))
+        f_flip = np.stack([np.asarray(f(flips[:, :, k], hard=False)) for k in range(logits.shape[-1])], -1)
+        p = 1 / (1 + np.exp(-logits))
+        return p * (1 - p) * (f_z[..., None] - f_flip).mean(axis=1)
+
+
+class DCVNoCorrection(DoubleCV):
+    """Wrong on purpose: the Taylor control without its closed-form expectation (-alpha Gbar p (1 - p))."""
+
+    def _grad(self, f, logits, n_samples, rng, n_reps):
+        state = rng.bit_generator.state
+        g = super()._grad(f, logits, n_samples, rng, n_reps)
+        rng.bit_generator.state = state                           # the same draws again
+        b = bernoulli_from_uniform(logits, uniform_open(rng, (n_reps, n_samples) + logits.shape))
+        from vi_lab.estimators.dcv import values_and_input_grads
+        _, grads = values_and_input_grads(f, b)
+        p = 1 / (1 + np.exp(-logits))
+        return g + self.alpha * grads.mean(axis=1) * p * (1 - p)
+
+
+class NoCentreStein(RODEO):
+    """Wrong on purpose: the Stein operator without its -h(b) term, (1/K) sum_i q(flip) h(b^(i)) (not mean zero)."""
+
+    def _grad(self, f, logits, n_samples, rng, n_reps):
+        import vi_lab.estimators.rodeo as rodeo
+        originals = rodeo.gibbs_stein, rodeo.gibbs_stein_score
+        rodeo.gibbs_stein = lambda h_x, h_nbr, flip_prob: originals[0](0.0 * h_x, h_nbr, flip_prob)
+        rodeo.gibbs_stein_score = lambda h_x, h_nbr, flip_prob, b, p: originals[1](0.0 * h_x, h_nbr, flip_prob, b, p)
+        try:
+            return super()._grad(f, logits, n_samples, rng, n_reps)
+        finally:
+            rodeo.gibbs_stein, rodeo.gibbs_stein_score = originals
+
+
+@pytest.mark.parametrize("wrong", [UndebiasedARMS(), UnsignedLEG(), DCVNoCorrection(alpha=1.5, learn=False),
+                                   NoCentreStein(learn=False)])
+def test_wrong_versions_fail_the_same_check(wrong):
+    f, logits, target = generic_problem()
+    if isinstance(wrong, RODEO):
+        nontrivial_control(wrong)
+    g = wrong.grad(f, logits, 4, rng=7, n_reps=4000)
+    assert max_z_score(g, target) > 4.0
+
+
+def test_gibbs_stein_operators_have_mean_zero_by_enumeration():
+    """E_q[(A h)(b)] = 0 for an arbitrary h, summing over all 2**K states (K = 3)."""
+    from vi_lab.estimators.rodeo import gibbs_stein, gibbs_stein_score
+    rng = np.random.default_rng(0)
+    psi = rng.normal(size=3)
+    p = 1 / (1 + np.exp(-psi))
+    states = np.array(list(itertools.product([0.0, 1.0], repeat=3)))
+    prob = np.prod(np.where(states == 1, p, 1 - p), axis=1)
+    table = dict(zip(map(tuple, states), rng.normal(size=8)))
+    h = lambda z: np.array([table[tuple(row)] for row in z])             # noqa: E731
+    nbrs = np.stack([np.where(np.arange(3) == i, 1 - states, states) for i in range(3)], axis=1)   # (8, K, K)
+    h_nbr = np.stack([h(nbrs[:, i]) for i in range(3)], axis=1)
+    flip_prob = p * (1 - states) + (1 - p) * states
+    a_h = gibbs_stein(h(states), h_nbr, flip_prob)
+    assert abs(np.sum(prob * a_h)) < 1e-14 and np.abs(a_h).max() > 0.05
+    a_vec = gibbs_stein_score(h(states), h_nbr, flip_prob, states, p)
+    brute = np.mean([flip_prob[:, [i]] * (h_nbr[:, [i]] * (nbrs[:, i] - p) - h(states)[:, None] * (states - p))
+                     for i in range(3)], axis=0)
+    np.testing.assert_allclose(a_vec, brute, atol=1e-14)
+    np.testing.assert_allclose(prob @ a_vec, 0.0, atol=1e-14)
