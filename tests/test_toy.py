@@ -147,3 +147,119 @@ def test_relax_learns_a_control_that_cuts_the_variance():
     g_after = est.grad(f, phi, 1, rng=0, n_reps=4000)
     assert g_after.var() < 0.1 * g_before.var()
     assert abs(g_after.mean() - toy.exact_grad(0.3)) < 4 * g_after.std() / np.sqrt(4000)
+
+
+# ---------------------------------------------------------------------------- issue 12 estimators
+NEW_EXACT = [("leg", {}), ("reinmax", {}), ("reinmax", {"tau": 2.0}), ("straight_through", {}),
+             ("gumbel_rao", {}), ("gumbel_rao", {"tau": 0.3, "n_mc": 3}), ("arms", {}),
+             ("dcv", {"alpha": 0.7, "learn": False}), ("rebar", {"tune": False}),
+             ("rebar", {"tune": False, "tau": 0.1, "eta": 0.5})]
+
+
+@pytest.mark.parametrize("phi, t, n_samples", SETTINGS)
+@pytest.mark.parametrize("name, options", NEW_EXACT)
+def test_exact_moments_of_the_newer_estimators_match_empirical(phi, t, n_samples, name, options):
+    if name == "arms":
+        n_samples = 2                            # exact ARMS moments: the antithetic pair
+    if name == "dcv":
+        n_samples = max(n_samples, 2)
+    mean, var = toy.exact_moments(name, phi, t, n_samples, **options)
+    g = estimators.get(name, **options).grad(toy.loss(t), np.array([phi]), n_samples, rng=1, n_reps=N_REPS)[:, 0]
+    assert abs(g.mean() - mean) <= 4 * g.std() / np.sqrt(N_REPS) + 1e-15
+    assert variance_z(g, var) < 4.0
+    if estimators.get(name, **options).unbiased:
+        assert np.isclose(mean, toy.exact_grad(phi, t), rtol=1e-6, atol=1e-12)
+
+
+def test_arms_with_two_samples_is_disarm_in_distribution():
+    for phi, t in [(1.0, 0.499), (-2.0, 0.3), (0.7, 0.2)]:
+        np.testing.assert_allclose(toy.exact_moments("arms", phi, t, 2), toy.exact_moments("disarm", phi, t, 1),
+                                   rtol=1e-12, atol=1e-15)
+
+
+def test_gumbel_rao_keeps_the_bias_of_straight_through_and_cuts_its_variance():
+    for phi, t in [(1.0, 0.499), (-2.0, 0.3)]:
+        for tau in (0.1, 0.5, 2.0):
+            st_mean, st_var = toy.exact_moments("straight_through", phi, t, 1, tau=tau)
+            gr_mean, gr_var = toy.exact_moments("gumbel_rao", phi, t, 1, tau=tau, n_mc=10)
+            assert np.isclose(gr_mean, st_mean, rtol=1e-12)
+            assert gr_var < (0.9 if tau <= 0.5 else 1.0) * st_var      # the gain shrinks as tau grows
+            assert abs(st_mean - toy.exact_grad(phi, t)) > 1e-3             # both biased
+            np.testing.assert_allclose(toy.exact_moments("gumbel_rao", phi, t, 1, tau=tau, n_mc=1),
+                                       (st_mean, st_var), rtol=1e-12)
+
+
+def test_reinmax_is_exact_for_a_quadratic_f_at_tau_1_and_biased_otherwise():
+    # on the toy f(z) = (z - t)^2 (quadratic) at tau = 1 the trapezoid rule is exact ...
+    for phi, t in [(1.0, 0.499), (-2.0, 0.3)]:
+        assert np.isclose(toy.exact_moments("reinmax", phi, t, 1)[0], toy.exact_grad(phi, t), rtol=1e-12)
+        assert abs(toy.exact_moments("reinmax", phi, t, 1, tau=2.0)[0] - toy.exact_grad(phi, t)) > 1e-3
+        assert abs(toy.exact_moments("straight_through", phi, t, 1, tau=1.0)[0] - toy.exact_grad(phi, t)) > 1e-3
+    # ... and for f(z) = z^3 its expectation is p (1 - p) (f'(0) + f'(1)) / 2 = 1.5 p (1 - p), not p (1 - p)
+    phi = np.array([0.4])
+    p = 1 / (1 + np.exp(-0.4))
+    g = estimators.get("reinmax").grad(lambda z: (z ** 3).sum(axis=-1), phi, 1, rng=0, n_reps=N_REPS)[:, 0]
+    se = g.std() / np.sqrt(N_REPS)
+    assert abs(g.mean() - 1.5 * p * (1 - p)) < 4 * se
+    assert abs(g.mean() - p * (1 - p)) > 4 * se
+
+
+def test_reinmax_without_its_second_term_is_first_order_only():
+    """Wrong on purpose: 2 pi_1 (1 - pi_1) alone (dropping - p (1 - p) / 2) is biased even for a quadratic f."""
+    from vi_lab.estimators.reinmax import ReinMax, reinmax_jacobian
+
+    class FirstOrder(ReinMax):
+        def _relax(self, logits, noise):
+            from autograd.tracer import getval
+            psi = getval(logits)
+            b = (psi + noise > 0).astype(float)
+            p = 1 / (1 + np.exp(-psi))
+            jac = reinmax_jacobian(psi, b, self.tau) + 0.5 * p * (1 - p)
+            return b + jac * (logits - psi)
+
+    g = FirstOrder().grad(toy.loss(0.1), np.array([1.0]), 1, rng=0, n_reps=N_REPS)[:, 0]
+    assert abs(g.mean() - toy.exact_grad(1.0, 0.1)) > 4 * g.std() / np.sqrt(N_REPS)
+    right = estimators.get("reinmax").grad(toy.loss(0.1), np.array([1.0]), 1, rng=0, n_reps=N_REPS)[:, 0]
+    assert abs(right.mean() - toy.exact_grad(1.0, 0.1)) < 4 * right.std() / np.sqrt(N_REPS)
+
+
+def test_rebar_temperature_changes_the_exact_variance():
+    variances = [toy.exact_moments("rebar", 0.3, 0.45, 1, tau=tau, tune=False)[1] for tau in (0.05, 0.5, 2.0)]
+    assert variances[0] > 1.5 * variances[1]
+    assert abs(variances[2] - variances[1]) > 0.05 * variances[1]
+    eta0 = toy.exact_moments("rebar", 0.3, 0.45, 1, eta=0.0, tune=False)
+    sf = toy.exact_moments("score_function", 0.3, 0.45, 1)
+    np.testing.assert_allclose(eta0, sf, rtol=1e-9)                    # eta = 0 is REINFORCE
+
+
+def test_rebar_tuning_lowers_the_exact_variance():
+    f, phi = toy.loss(0.45), np.array([0.3])
+    est = estimators.get("rebar")
+    start = toy.exact_moments("rebar", 0.3, 0.45, 1, tune=False)[1]
+    for step in range(200):
+        est.grad(f, phi, 1, rng=step, n_reps=10)
+    eta, tau = est.tuned
+    assert est.state["steps"] == 200 and (eta, tau) != (1.0, 0.5)
+    tuned = toy.exact_moments("rebar", 0.3, 0.45, 1, tau=tau, eta=eta, tune=False)[1]
+    assert tuned < 0.8 * start
+    est.learn = False
+    g = est.grad(f, phi, 1, rng=999, n_reps=N_REPS)[:, 0]
+    assert variance_z(g, tuned) < 4.0
+
+
+def test_optimize_takes_vi_lab_optimizers():
+    from vi_lab.optimizers import SGD, Adam
+    plain = toy.optimize("exact", phi0=0.2, t=0.45, steps=5, learning_rate=2.0)
+    sgd = toy.optimize("exact", phi0=0.2, t=0.45, steps=5, optimizer=SGD(2.0, mass=0.0))
+    np.testing.assert_allclose(sgd["phi"], plain["phi"], rtol=1e-12)
+    adam = toy.optimize("exact", phi0=0.2, t=0.45, steps=3, optimizer=Adam(0.01))
+    assert np.isclose(adam["phi"][1], 0.2 - 0.01, atol=1e-6)            # Adam's first step: lr along -sign(g)
+    descending = toy.optimize("exact", phi0=0.2, t=0.45, steps=3, optimizer=Adam(0.01, maximize=False))
+    np.testing.assert_allclose(descending["phi"], adam["phi"], rtol=1e-12)
+    preset = toy.optimize("exact", steps=3, preset="relax")
+    assert np.isclose(preset["phi"][1], -0.01, atol=1e-6)
+    assert np.isclose(preset["objective"][0], toy.objective(0.0, 0.499))
+    with pytest.raises(ValueError, match="preset"):
+        toy.optimize("exact", preset="rebar")
+    with pytest.raises(ValueError, match="optimizer"):
+        toy.optimize("exact", optimizer="rmsprop")

@@ -326,6 +326,17 @@ class _OneLatent:
 _ONE_LATENT = _OneLatent()
 
 
+def _learned_options(est, options):
+    """Options under which the (warmed, frozen) estimator now computes: tuned REBAR, learned DCV alpha."""
+    out = dict(options)
+    if est.name == "rebar" and est.tune:
+        eta, tau = est.tuned
+        out.update(eta=eta, tau=tau, tune=False)
+    elif est.name == "dcv" and est.state["control"] is not None:
+        out.update(alpha=float(est.state["control"]["alpha"]), learn=False)
+    return out
+
+
 def default_variants():
     """Every registered Bernoulli estimator with default options, plus REINFORCE with rloo.
 
@@ -395,7 +406,7 @@ def estimator_moments(phi=0.0, t=0.45, n_samples=1, n_reps=10000, variants=None,
         g = est.grad(f, onp.array([phi]), s, rng, n_reps=n_reps)[:, 0]
         target = exact_iwae_grad(phi, t, s) if est.objective == "iwae" else exact_grad(phi, t)
         try:
-            exact_var = exact_moments(name, phi, t, s, **options)[1]
+            exact_var = exact_moments(name, phi, t, s, **_learned_options(est, options))[1]
         except ValueError:
             exact_var = float("nan")
         cost = est.cost(_ONE_LATENT)
