@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 PYTEST_WORKERS ?= 2
 
-.PHONY: demo test test-fast docs slides js browser notebooks benchmark clean
+.PHONY: demo test test-fast docs slides js browser notebooks benchmark clean mutants
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -82,6 +82,11 @@ slides: $(VENV)/.installed-dev $(VENV)/.installed-slides js
 ## notebooks: open JupyterLab on the notebooks folder
 notebooks: $(VENV)/.installed-notebooks
 	$(BIN)/jupyter lab notebooks
+
+## mutants: run the hand-written realistic mutants (benchmarks/mutant_list.py) against their tests
+## on a private copy of git HEAD and print the kill rate (CPU-heavy: about 15 minutes on one core)
+mutants: $(VENV)/.installed-dev
+	OPENBLAS_NUM_THREADS=1 $(BIN)/python benchmarks/mutants.py
 
 ## benchmark: time exact inference, the estimators and the experiments (prints ratios, asserts nothing)
 benchmark: $(VENV)/.installed
