@@ -16,6 +16,7 @@ latent changes fastest.
 """
 import os
 import sys
+import threading
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from functools import cached_property
@@ -27,7 +28,7 @@ import numpy as onp
 from ._tree import tree_add, tree_zeros_like
 from ._validation import check_binary, check_logits, check_finite_tree, check_model, check_params, check_positive_int
 from .model import BernoulliLVM, DecoderModel
-from .nn import log_sigmoid, mlp_backward, mlp_forward, sigmoid, softplus, softplus_row_sums
+from .nn import Workspace, log_sigmoid, mlp_backward, mlp_forward, sigmoid, sigmoid_into, softplus, softplus_row_sums
 from .variational import kl_to_prior
 
 __all__ = ["MAX_LATENT", "all_states", "log_marginal", "posterior", "posterior_marginals",
@@ -139,26 +140,41 @@ def _resolve_threads(n_threads, n_chunks):
     return max(1, min(n_threads, n_chunks))
 
 
+#: A problem of at least this many states is cut into at least _MIN_CHUNKS chunks (so that it
+#: runs on the thread pool, with one BLAS thread per chunk); smaller ones are one chunk, computed
+#: in the calling thread with no pool overhead (the many tiny calls of a training loop).
+_MIN_CHUNK_STATES = 256
+_MIN_CHUNKS = 8
+
+
 def _chunk_size(model, n_rows):
+    """States per chunk: a power of two that depends on the problem's shape only (never on threads)."""
     n_states = 2 ** model.n_latent
     width = max((model.n_obs,) + tuple(getattr(model, "hidden", ())))
     chunk = max(1, _BLOCK_ELEMENTS // max(n_rows, width))
+    chunk = min(chunk, max(_MIN_CHUNK_STATES, n_states // _MIN_CHUNKS))
     return min(n_states, 1 << (chunk.bit_length() - 1))
 
 
 def _chunk_results(work, model, n_rows, n_threads):
-    """``work(start, states)`` for every state chunk, yielded in chunk order.
+    """``work(start, states, workspace)`` for every state chunk, yielded in chunk order.
 
     With more than one thread the chunks run on a ThreadPoolExecutor with BLAS pinned to one
     thread (threadpoolctl); at most 2 chunks per thread are in flight, so memory stays bounded.
+    Each thread gets its own :class:`vi_lab.nn.Workspace` for the call, so the chunk-sized
+    temporaries are allocated once per thread, not once per chunk.
     """
     n_states = 2 ** model.n_latent
     chunk = _chunk_size(model, n_rows)
     starts = range(0, n_states, chunk)
     n_threads = _resolve_threads(n_threads, len(starts))
+    local = threading.local()
 
     def run(start):
-        return work(start, _states_range(model.n_latent, start, min(start + chunk, n_states)))
+        ws = getattr(local, "workspace", None)
+        if ws is None:
+            ws = local.workspace = Workspace()
+        return work(start, _states_range(model.n_latent, start, min(start + chunk, n_states)), ws)
 
     if len(starts) == 1:
         yield run(0)
@@ -239,7 +255,7 @@ class _Rows:
         return onp.hstack([self.x, 1.0 - self.x, onp.ones((self.x.shape[0], 1))])
 
 
-def _joint_block(model, params, rows, states, a, include_prior=True):
+def _joint_block(model, params, rows, states, a, ws, include_prior=True):
     """log p(x_n, z_m) (or log p(x_n|z_m)) for a block of states from their decoder logits.
 
     Parameters
@@ -247,10 +263,11 @@ def _joint_block(model, params, rows, states, a, include_prior=True):
     rows : _Rows of N datapoints
     states : ndarray of shape (M, K)
     a : ndarray of shape (M, L), the decoder logits a(z_m)
+    ws : Workspace
 
     Returns
     -------
-    ndarray of shape (N, M)
+    ndarray of shape (N, M), in ``ws`` (valid until the next block of this thread)
 
     Notes
     -----
@@ -261,30 +278,33 @@ def _joint_block(model, params, rows, states, a, include_prior=True):
     every term <= 0, nothing cancels, at twice the matmul.
     """
     n_states, n_obs = a.shape
-    scratch = onp.abs(a)
+    scratch = onp.abs(a, out=ws.array("abs", a.shape))
     if scratch.sum(axis=1).max() <= _FOLD_MAX_ABS:
-        a_aug = onp.empty((n_states, n_obs + 1))
+        a_aug = ws.array("a_aug", (n_states, n_obs + 1))
         a_aug[:, :-1] = a
-        a_aug[:, -1] = -softplus_row_sums(a, out=scratch)
+        row_sums = softplus_row_sums(a, out=scratch, scratch=ws.array("abs2", a.shape))
+        a_aug[:, -1] = onp.negative(row_sums, out=row_sums)
         x_in = rows.aug
     else:
-        a_aug = onp.empty((n_states, 2 * n_obs + 1))
+        a_aug = ws.array("a_aug_split", (n_states, 2 * n_obs + 1))
         a_aug[:, :n_obs] = log_sigmoid(a)
         a_aug[:, n_obs:-1] = log_sigmoid(-a)
         a_aug[:, -1] = 0.0
         x_in = rows.split
     if include_prior:
         a_aug[:, -1] += model.log_prior(params, states)
-    return x_in @ a_aug.T
+    return onp.matmul(x_in, a_aug.T, out=ws.array("block", (x_in.shape[0], n_states)))
 
 
-def _log_q_block(q_split, states):
-    """log q(z_m|x_n) = sum_k [z_mk log sigmoid(psi_nk) + (1 - z_mk) log sigmoid(-psi_nk)]: (N, M).
+def _q_block(q_split, states, ws):
+    """q(z_m|x_n) (N, M) from log q = sum_k [z_mk log sigmoid(psi_nk) + (1 - z_mk) log sigmoid(-psi_nk)].
 
     ``q_split`` is [log sigmoid(psi), log sigmoid(-psi)] (N, 2K). Every term is <= 0, so a row
     mixing psi ~ 1e16 with psi ~ 1 keeps its small coordinates (psi . z - sum softplus(psi) does not).
     """
-    return q_split @ onp.hstack([states, 1.0 - states]).T
+    log_q = onp.matmul(q_split, onp.hstack([states, 1.0 - states]).T,
+                       out=ws.array("q", (q_split.shape[0], states.shape[0])))
+    return onp.exp(log_q, out=log_q)
 
 
 def _q_split(q_logits):
@@ -298,10 +318,15 @@ def _hand_backward(model):
             and cls.log_likelihood is DecoderModel.log_likelihood)
 
 
-def _decoder_pass(model, params, states, keep_cache):
-    if keep_cache:
-        return mlp_forward(params["decoder"], states, model.activation)
+def _decoder_pass(model, params, states, hand, ws):
+    """Decoder logits of ``states`` (M, L) and the cache for the hand-written backward (or None)."""
+    if hand:
+        return mlp_forward(params["decoder"], states, model.activation, ws)
     return model.decoder_logits(params, states), None
+
+
+def _logits(model, params, states, ws):
+    return _decoder_pass(model, params, states, _hand_backward(model), ws)[0]
 
 
 # ---------------------------------------------------------------------------- log p(x)
@@ -312,8 +337,8 @@ def _log_marginal_rows(model, params, x, n_threads=None):
     n = x.shape[0]
     rows = _Rows(x)
 
-    def work(start, states):
-        block = _joint_block(model, params, rows, states, model.decoder_logits(params, states))
+    def work(start, states, ws):
+        block = _joint_block(model, params, rows, states, _logits(model, params, states, ws), ws)
         return onp.exp(block, out=block).sum(axis=1)
 
     total = onp.zeros(n)
@@ -331,8 +356,8 @@ def _log_marginal_rows_shifted(model, params, x, n_threads=None):
     n = x.shape[0]
     rows = _Rows(x)
 
-    def work(start, states):
-        block = _joint_block(model, params, rows, states, model.decoder_logits(params, states))
+    def work(start, states, ws):
+        block = _joint_block(model, params, rows, states, _logits(model, params, states, ws), ws)
         block_max = block.max(axis=1)
         block -= block_max[:, None]
         return block_max, onp.exp(block, out=block).sum(axis=1)
@@ -412,8 +437,8 @@ def posterior(model, params, x, n_threads=None):
     out = onp.empty((x.shape[0], n_states))
     rows = _Rows(x)
 
-    def work(start, states):
-        block = _joint_block(model, params, rows, states, model.decoder_logits(params, states))
+    def work(start, states, ws):
+        block = _joint_block(model, params, rows, states, _logits(model, params, states, ws), ws)
         block -= log_px[:, None]
         onp.exp(block, out=out[:, start:start + states.shape[0]])     # disjoint column slices
 
@@ -450,8 +475,8 @@ def posterior_marginals(model, params, x, n_threads=None):
         log_px = _log_marginal_rows(model, params, xr, n_threads)
         rows = _Rows(xr)
 
-        def work(start, states):
-            block = _joint_block(model, params, rows, states, model.decoder_logits(params, states))
+        def work(start, states, ws):
+            block = _joint_block(model, params, rows, states, _logits(model, params, states, ws), ws)
             block -= log_px[:, None]
             return onp.exp(block, out=block) @ states
 
@@ -467,10 +492,10 @@ def _elbo_rows(model, params, q_logits, x, n_threads):
     rows = _Rows(x)
     q_split = _q_split(q_logits)
 
-    def work(start, states):
-        loglik = _joint_block(model, params, rows, states, model.decoder_logits(params, states),
+    def work(start, states, ws):
+        loglik = _joint_block(model, params, rows, states, _logits(model, params, states, ws), ws,
                               include_prior=False)
-        q = onp.exp(_log_q_block(q_split, states))
+        q = _q_block(q_split, states, ws)
         return onp.einsum("nm,nm->n", q, loglik)
 
     expected = onp.zeros(x.shape[0])
@@ -552,13 +577,14 @@ def _state_weighted_objective(params, model, states, state_weight, weighted_x, p
 _grad_state_weighted = autograd.grad(_state_weighted_objective)
 
 
-def _state_weighted_grad(model, params, states, weights, rows, a, cache, with_prior):
+def _state_weighted_grad(model, params, states, weights, rows, a, cache, ws, with_prior):
     """Gradient of sum_nm w_nm log p(x_n, z_m) (or of log p(x_n|z_m)) with the weights held fixed.
 
     Parameters
     ----------
     weights : ndarray of shape (N, M)
     a, cache : the decoder logits of ``states`` and the :func:`nn.mlp_forward` cache (None: autograd)
+    ws : Workspace
 
     Notes
     -----
@@ -566,16 +592,20 @@ def _state_weighted_grad(model, params, states, weights, rows, a, cache, with_pr
     X_m = sum_n w_nm x_n (one matmul, w^T [x, 1]), d/da(z_m) = X_m - s_m sigmoid(a(z_m)) and
     d/db = sum_m s_m (z_m - sigmoid(b)); the decoder's backward then runs over (M, L) only.
     """
-    wx = weights.T @ rows.aug                                   # (M, L + 1): [X_m, s_m]
+    n_states, n_obs = states.shape[0], rows.x.shape[1]
+    wx = onp.matmul(weights.T, rows.aug, out=ws.array("wx", (n_states, n_obs + 1)))   # [X_m, s_m]
     state_weight = wx[:, -1]
     if cache is None:                                           # a model with its own densities
         prior_weight = state_weight if with_prior else 0.0
-        return _grad_state_weighted(params, model, states, state_weight, wx[:, :-1], prior_weight)
+        return _grad_state_weighted(params, model, states, state_weight, wx[:, :-1].copy(), prior_weight)
+    sig = sigmoid_into(a, out=ws.array("sigmoid", a.shape))
+    sig *= state_weight[:, None]
     grad_a = wx[:, :-1]
-    grad_a -= state_weight[:, None] * sigmoid(a)
+    grad_a -= sig
     g_prior = (state_weight @ states - state_weight.sum() * sigmoid(params["prior_logits"])
                if with_prior else onp.zeros_like(params["prior_logits"], dtype=float))
-    return {"prior_logits": g_prior, "decoder": mlp_backward(params["decoder"], cache, grad_a, model.activation)}
+    return {"prior_logits": g_prior,
+            "decoder": mlp_backward(params["decoder"], cache, grad_a, model.activation, ws)}
 
 
 def _neg_kl_prior_grad(params, q_logits):
@@ -630,13 +660,13 @@ def elbo_grad(model, params, q_logits, x, n_threads=None):
         q_split = _q_split(q_logits[r])
         mean_r = q_mean[r]
 
-        def work(start, states):
-            a, cache = _decoder_pass(model, params, states, hand)
-            loglik = _joint_block(model, params, rows, states, a, include_prior=False)
-            q = onp.exp(_log_q_block(q_split, states))
-            q_loglik = q * loglik
+        def work(start, states, ws):
+            a, cache = _decoder_pass(model, params, states, hand, ws)
+            loglik = _joint_block(model, params, rows, states, a, ws, include_prior=False)
+            q = _q_block(q_split, states, ws)
+            q_loglik = onp.multiply(q, loglik, out=loglik)
             g_q = q_loglik @ states - q_loglik.sum(axis=1)[:, None] * mean_r
-            return g_q, _state_weighted_grad(model, params, states, q, rows, a, cache, with_prior=False)
+            return g_q, _state_weighted_grad(model, params, states, q, rows, a, cache, ws, with_prior=False)
 
         for g_q, g_p in _chunk_results(work, model, rows.x.shape[0], n_threads):
             g_logits[r] += g_q
@@ -676,12 +706,12 @@ def log_marginal_grad(model, params, x, n_threads=None):
         rows = _Rows(x[r])
         log_px = _log_marginal_rows(model, params, rows.x, n_threads)
 
-        def work(start, states):
-            a, cache = _decoder_pass(model, params, states, hand)
-            block = _joint_block(model, params, rows, states, a)
+        def work(start, states, ws):
+            a, cache = _decoder_pass(model, params, states, hand, ws)
+            block = _joint_block(model, params, rows, states, a, ws)
             block -= log_px[:, None]
             weights = onp.exp(block, out=block)
-            return _state_weighted_grad(model, params, states, weights, rows, a, cache, with_prior=True)
+            return _state_weighted_grad(model, params, states, weights, rows, a, cache, ws, with_prior=True)
 
         for part in _chunk_results(work, model, rows.x.shape[0], n_threads):
             grad = tree_add(grad, part)

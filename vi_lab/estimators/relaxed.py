@@ -3,11 +3,12 @@ import autograd
 import autograd.numpy as np
 import numpy as onp
 from autograd.extend import defvjp, primitive
+from autograd.tracer import getval
 
 from .._validation import check_rng
 from ..nn import sigmoid
 from ..variational import kl_to_prior
-from .base import Estimator, logistic_noise, stack_trees, tile_reps, uniform_open
+from .base import Estimator, logistic_noise, tile_reps, uniform_open, weighted_log_density_grads
 
 __all__ = ["Concrete", "StraightThrough", "relaxed_sample"]
 
@@ -70,12 +71,15 @@ class _Relaxed(Estimator):
             expected = np.sum(model.log_likelihood(params, x, z)) / n_samples
             return expected - np.sum(kl_to_prior(tiled, params["prior_logits"]))
 
+        g_logits = autograd.grad(surrogate, 1)(params, tile_reps(q_logits, reps), noise)
         if not params_grad:
-            return None, self._unstack(autograd.grad(surrogate, 1)(params, tile_reps(q_logits, reps), noise), n_reps)
-        both = autograd.grad(surrogate, (0, 1))
-        per_rep = [both(params, q_logits[None], noise[r:r + 1]) for r in range(reps)]
-        g_params = stack_trees([g for g, _ in per_rep])
-        g_logits = onp.concatenate([gl for _, gl in per_rep])
+            return None, self._unstack(g_logits, n_reps)
+        # The model gradient holds z fixed at its (relaxed) value: all R replicates in one pass,
+        # plus the KL's gradient wrt the prior logits, which is the same for every replicate.
+        z = onp.asarray(getval(self._relax(q_logits[None, None], noise)))      # (R, S, N, K)
+        g_params = weighted_log_density_grads(model, params, x, z, 1.0 / n_samples, analytic=True)
+        kl_prior = autograd.grad(lambda b: -np.sum(kl_to_prior(q_logits, b)))(params["prior_logits"])
+        g_params["prior_logits"] = g_params["prior_logits"] + onp.asarray(kl_prior)[None]
         return self._finish(g_params, g_logits, n_reps)
 
     @staticmethod

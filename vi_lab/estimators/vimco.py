@@ -1,13 +1,11 @@
 """VIMCO: leave-one-out learning signals for the multi-sample (IWAE) bound."""
-import autograd
-import autograd.numpy as np
 import numpy as onp
 from autograd.tracer import getval
 from scipy.special import logsumexp
 
 from .._validation import check_rng
 from ..nn import softplus
-from .base import Estimator, bernoulli_from_uniform, score_grad, stack_trees, uniform_open
+from .base import Estimator, bernoulli_from_uniform, score_grad, uniform_open, weighted_log_density_grads
 
 __all__ = ["VIMCO", "vimco_signals"]
 
@@ -42,13 +40,6 @@ def vimco_signals(log_w):
     eye = onp.eye(n_samples, dtype=bool).reshape((1, n_samples, n_samples) + (1,) * (log_w.ndim - 2))
     expanded = onp.where(eye, loo_mean[:, :, None], expanded)
     return bound, bound - (logsumexp(expanded, axis=2) - log_s)
-
-
-def _weighted_log_joint(params, model, x, z, weights):
-    return np.sum(weights * model.log_joint(params, x, z))
-
-
-_grad_weighted_log_joint = autograd.grad(_weighted_log_joint)
 
 
 class VIMCO(Estimator):
@@ -110,6 +101,5 @@ class VIMCO(Estimator):
         g_logits = score_grad(n_samples * (signals - weights), z, q_logits)
         g_params = None
         if params_grad:
-            g_params = stack_trees([_grad_weighted_log_joint(params, model, x, z[r], weights[r])
-                                    for r in range(reps)])
+            g_params = weighted_log_density_grads(model, params, x, z, weights)    # one pass for all R
         return self._finish(g_params, g_logits, n_reps)
