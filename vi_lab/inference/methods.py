@@ -50,7 +50,8 @@ class Method:
     options : dict
         Accepted ``method_options`` and their defaults.
     gradient : callable
-        ``gradient(ctx, params, q_params, idx, rng) -> (g_params, g_q, n_evals)``.
+        ``gradient(ctx, params, q_params, idx, rng) -> (g_params, g_q, n_evals)``; g_params may be
+        None when ``ctx.train_model`` is False (the model is held fixed).
     objective : callable
         ``objective(ctx, params, q_params, logits, rng) -> float``, the Monte Carlo (or exact)
         value of what the method ascends, averaged over the training set (``logits`` are q's
@@ -175,9 +176,13 @@ def _elbo_gradient(ctx, params, q_params, idx, rng):
     xb = ctx.x[idx]
     n = xb.shape[0]
     logits, pullback = logits_and_pullback(ctx.family, q_params, xb, idx)
-    g_params, g_logits = ctx.estimator(ctx.model, params, logits, xb, ctx.n_samples, rng)
+    if getattr(ctx, "train_model", True):
+        g_params, g_logits = ctx.estimator(ctx.model, params, logits, xb, ctx.n_samples, rng)
+        g_params = tree_scale(g_params, 1.0 / n)
+    else:       # the model is held fixed: skip its reverse pass
+        g_params, g_logits = ctx.estimator(ctx.model, params, logits, xb, ctx.n_samples, rng, params_grad=False)
     g_q = pullback(scale_q(g_logits, 1.0 / n)) if ctx.family.amortized else pullback(scale_q(g_logits, 1.0))
-    return tree_scale(g_params, 1.0 / n), g_q, n * ctx.n_samples * _evals_per_sample(ctx.estimator, ctx.model)
+    return g_params, g_q, n * ctx.n_samples * _evals_per_sample(ctx.estimator, ctx.model)
 
 
 def _n_states(model):
