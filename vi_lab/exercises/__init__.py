@@ -12,7 +12,7 @@ all notebooks share one checker, :func:`check_answer` (see :mod:`vi_lab.exercise
 
     exercises.check_answer("05.toy_gradient", 0.025)
 """
-from . import amortized, bernoulli_model, elbo, estimators, questions, tightness, wake_sleep
+from . import amortized, bernoulli_model, capstone, elbo, estimators, questions, tightness, wake_sleep
 from ._check import CheckResult, compare_arrays, compare_monte_carlo, run_student
 from .bernoulli_model import check_log_marginal, check_posterior_marginals, check_sample
 from .elbo import check_elbo, check_elbo_estimate, check_elbo_grad_logits
@@ -21,6 +21,7 @@ from .wake_sleep import check_inclusive_kl, check_rws_wake_phi
 from .estimators import (check_score_function, check_relaxed_sample, check_concrete_grad,
                          check_leave_one_out, check_disarm)
 from .tightness import check_iwae, check_gaps
+from .capstone import check_chunked_log_marginal, check_effective_sample_size
 from .questions import QUESTIONS, check_answer
 
 # Checkers by notebook, in the order the notebooks use them.
@@ -33,6 +34,7 @@ CHECKERS = {
                                                "check_concrete_grad"],
     "06_variance_reduction": ["check_leave_one_out", "check_disarm"],
     "07_elbo_tightness": ["check_iwae", "check_gaps"],
+    "08_capstone_digits": ["check_chunked_log_marginal", "check_effective_sample_size"],
 }
 
 __all__ = ["CheckResult", "compare_arrays", "compare_monte_carlo", "run_student", "CHECKERS", "QUESTIONS",
