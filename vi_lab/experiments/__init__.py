@@ -31,6 +31,7 @@ from .variance import variance, tau_sweep, gradient_stats
 from .tightness import tightness, tightness_summary, iwae_curve, sleep_encoder
 from .compare import run_variance, run_tightness, compare, variance_summary
 from .train_compare import train_compare, REFERENCE_METHODS
+from .gaussian import gaussian_variance, gaussian_tightness, gaussian_train_compare, best_gaussian_q
 
 __all__ = ["WALL_CLOCK_COLUMNS", "format_table", "frame", "without_wall_clock", "write_table", "read_table",
            "Results", "RunWriter", "read_config", "load_params", "save_params", "ALIASES", "default_specs", "Problem", "load_data", "make_model", "train_checkpoints", "variance", "tau_sweep",
