@@ -76,7 +76,7 @@ def _blocked(tmp_path):
 
 BAD = [
     (["variance", "--estimators", "armm"], "unknown estimator 'armm'"),
-    (["variance", "--samples", "0", "10"], "--samples: expected values >= 1, got 0"),
+    (["variance", "--samples", "0", "10"], "--samples: expected a sample count S >= 1, got 0"),
     (["variance", "--latent", "30"], "--latent: K = 30"),
     (["variance", "--estimators", "rloo", "--samples", "1", "10"], "'rloo' needs S >= 2"),
     (["variance", "--out", None], "--out: cannot write results"),

@@ -9,24 +9,58 @@
 Each returns a :class:`~vi_lab.experiments.results.Results` (name -> pandas.DataFrame) whose ``save``
 writes the run directory.
 """
+import os
+
 import numpy as onp
 import pandas as pd
 
 from .._validation import check_positive_int
-from .problem import load_data, make_model, train_checkpoints
+from .problem import load_data, load_run, make_model, problem_from_run, train_checkpoints
 from .results import Results
-from .specs import as_seed
+from .specs import as_seed, build
 from .table import frame
-from .tightness import DEFAULT_KS, iwae_curve, sleep_encoder, tightness, tightness_summary
-from .variance import DEFAULT_SAMPLES, DEFAULT_TAUS, tau_estimators, tau_sweep, variance
+from .tightness import DEFAULT_KS, check_iwae_size, iwae_curve, sleep_encoder, tightness, tightness_summary
+from .variance import (DEFAULT_SAMPLES, DEFAULT_TAUS, _label, _resolve, check_size, tau_estimators, tau_sweep,
+                       variance)
 
 __all__ = ["run_variance", "run_tightness", "compare", "variance_summary"]
 
 
+def _variance_cell(cell):
+    """One cell of :func:`run_variance`: one estimator at one S (or one tau) at one checkpoint.
+
+    Every random stream inside comes from (seed, estimator, S, tau, checkpoint) (see
+    :func:`~vi_lab.experiments.specs.spec_rng`), so a cell gives the same row in any process and order.
+    """
+    if cell["tau"] is None:
+        return variance(cell["model"], cell["params"], cell["q_logits"], cell["x"], estimators=[cell["spec"]],
+                        samples=[cell["S"]], reps=cell["reps"], rng=cell["seed"], checkpoint=cell["checkpoint"],
+                        model_grad=cell["model_grad"], warmup=cell["warmup"])
+    return tau_sweep(cell["model"], cell["params"], cell["q_logits"], cell["x"], estimators=[cell["spec"]],
+                     taus=[cell["tau"]], n_samples=cell["S"], reps=cell["reps"], rng=cell["seed"],
+                     checkpoint=cell["checkpoint"])
+
+
+def _cell_label(cell):
+    what = f"S={cell['S']}" if cell["tau"] is None else f"tau={cell['tau']:g}"
+    return f"{_label(cell['spec'])} {what} @{cell['checkpoint']}"
+
+
+def _concat(parts):
+    return frame(pd.concat(parts, ignore_index=True), list(parts[0].columns), parts[0].attrs.get("title", ""))
+
+
+def _check_taus(taus):
+    taus = [float(t) for t in (taus or [])]
+    if any(not (t > 0 and onp.isfinite(t)) for t in taus):
+        raise ValueError(f"taus: expected finite temperatures > 0, got {taus}")
+    return taus
+
+
 def run_variance(latent=10, data="bars", hidden=(32,), n_data=30, estimators=None, samples=DEFAULT_SAMPLES,
                  reps=200, checkpoints=(200,), taus=DEFAULT_TAUS, tau_samples=10, warmup=50, model_grad=True,
-                 train_method="exact_elbo", learning_rate=0.01, seed=0, progress=False):
-    """The variance experiment on a model trained for a short while.
+                 train_method="exact_elbo", learning_rate=0.01, seed=0, progress=False, jobs=1, from_run=None):
+    """The variance experiment on a model trained for a short while (or on a saved run).
 
     Parameters
     ----------
@@ -56,6 +90,13 @@ def run_variance(latent=10, data="bars", hidden=(32,), n_data=30, estimators=Non
     learning_rate : float, default 0.01
     seed : int, default 0
     progress : bool, default False
+    jobs : int or None, default 1
+        Processes the cells (estimator, S) run on, through :func:`vi_lab.parallel.run_cells`
+        (None: every core). The table is identical for every value.
+    from_run : str, path or FitResult, optional
+        Measure at the model and q of a saved run (:func:`~vi_lab.experiments.problem.load_run`)
+        instead of training; ``latent``, ``hidden``, ``checkpoints``, ``train_method`` and
+        ``learning_rate`` are then unused, and ``data``/``seed`` must give the run's data.
 
     Returns
     -------
@@ -63,39 +104,78 @@ def run_variance(latent=10, data="bars", hidden=(32,), n_data=30, estimators=Non
         Tables ``variance`` (one row per checkpoint, estimator and S) and ``tau`` (one row per
         biased relaxed estimator and tau, at the last checkpoint); ``params`` the model at the
         last checkpoint, ``q_params`` its encoder.
+
+    Notes
+    -----
+    Every option is checked, and the memory of the measurement estimated
+    (:func:`~vi_lab.experiments.variance.check_size`), before training starts.
     """
+    from ..parallel import resolve_jobs, run_cells
     seed = as_seed(seed)
+    resolve_jobs(jobs)
+    samples = [check_positive_int(s, "samples (each S)") for s in samples]
+    if not samples:
+        raise ValueError("samples: expected at least one sample count S >= 1")
+    reps = check_positive_int(reps, "reps", minimum=2)
+    warmup = check_positive_int(warmup, "warmup", minimum=0)
+    tau_samples = check_positive_int(tau_samples, "tau_samples")
+    taus = _check_taus(taus)
+    run = None if from_run is None else load_run(from_run)
     x_train, x_valid = load_data(data, latent, seed)
-    model = make_model(latent, x_train.shape[1], hidden, x_train.shape[0])
+    if run is None:
+        model = make_model(latent, x_train.shape[1], hidden, x_train.shape[0])
+        steps = sorted({check_positive_int(int(c), "checkpoints (each step)", minimum=0) for c in checkpoints})
+        if not steps:
+            raise ValueError("checkpoints: expected at least one training step count (0 is allowed)")
+    else:
+        model = run.model
+        problems = [problem_from_run(run, x_train, x_valid)]
     n_data = min(check_positive_int(n_data, "n_data"), x_train.shape[0])
-    problems = train_checkpoints(model, x_train, x_valid, checkpoints, method=train_method,
-                                 learning_rate=learning_rate, rng=seed, progress=progress)
+    pairs = _resolve(estimators, samples)
+    swept = tau_estimators(estimators) if taus else []
+    check_size(model, n_data, pairs, samples, reps)
+    if swept:
+        tau_pairs = [(spec, spec, build(spec)) for spec in swept]
+        too_few = [spec for _, spec, est in tau_pairs if tau_samples < est.min_samples]
+        if too_few:
+            raise ValueError(f"tau_samples: {too_few[0]!r} needs S >= {build(too_few[0]).min_samples}, "
+                             f"got {tau_samples}")
+        check_size(model, n_data, tau_pairs, [tau_samples], reps)
+    # ------------------------------------------------------------------ the work
+    if run is None:
+        problems = train_checkpoints(model, x_train, x_valid, steps, method=train_method,
+                                     learning_rate=learning_rate, rng=seed, progress=progress)
     x = x_train[:n_data]
-    tables = []
+    base = {"model": model, "x": x, "reps": reps, "seed": seed, "model_grad": model_grad, "warmup": warmup}
+    cells = []
     for p in problems:
-        tables.append(variance(model, p.params, p.q_logits(x), x, estimators=estimators, samples=samples, reps=reps,
-                               rng=seed, checkpoint=p.step, model_grad=model_grad, warmup=warmup,
-                               progress=progress))
-    out = frame(pd.concat(tables, ignore_index=True), list(tables[0].columns), tables[0].attrs["title"])
+        q_logits = p.q_logits(x)
+        cells += [dict(base, params=p.params, q_logits=q_logits, checkpoint=p.step, spec=spec, S=s, tau=None)
+                  for _, spec, est in pairs for s in samples if s >= getattr(est, "min_samples", 1)]
     last = problems[-1]
-    results = {"variance": out}
-    swept = tau_estimators(estimators)
-    if taus and swept:
-        results["tau"] = tau_sweep(model, last.params, last.q_logits(x), x, estimators=swept, taus=taus,
-                                   n_samples=tau_samples, reps=reps, rng=seed, checkpoint=last.step,
-                                   progress=progress)
-    config = {"experiment": "variance", "latent": latent, "data": data, "hidden": list(hidden), "n_data": n_data,
-              "estimators": None if estimators is None else list(estimators), "samples": list(samples),
-              "reps": reps, "checkpoints": sorted(set(int(c) for c in checkpoints)), "taus": list(taus or []),
-              "tau_samples": tau_samples, "warmup": warmup, "model_grad": model_grad,
-              "train_method": train_method, "learning_rate": learning_rate, "seed": seed}
+    n_variance = len(cells)
+    if swept:
+        q_logits = last.q_logits(x)
+        cells += [dict(base, params=last.params, q_logits=q_logits, checkpoint=last.step, spec=spec, S=tau_samples,
+                       tau=tau, model_grad=False) for spec in swept for tau in taus]
+    parts = run_cells(_variance_cell, cells, jobs=jobs, progress=progress, desc="variance", label=_cell_label)
+    results = {"variance": _concat(parts[:n_variance])}
+    if swept:
+        results["tau"] = _concat(parts[n_variance:])
+    config = {"experiment": "variance", "latent": model.n_latent, "data": data, "hidden": list(model.hidden),
+              "n_data": n_data, "estimators": None if estimators is None else [_label(e) for e in estimators],
+              "samples": list(samples), "reps": reps,
+              "checkpoints": [p.step for p in problems], "taus": taus, "tau_samples": tau_samples, "warmup": warmup,
+              "model_grad": model_grad, "train_method": None if run is not None else train_method,
+              "learning_rate": None if run is not None else learning_rate, "seed": seed,
+              "from_run": None if from_run is None or run is from_run else os.path.abspath(os.fspath(from_run))}
     return Results("variance", config, results, {"params": last.params, "q_params": last.q_params}, model)
 
 
 def run_tightness(latent=8, data="bars", hidden=(32,), train_steps=300, train_method="exact_elbo",
                   learning_rate=0.01, ks=DEFAULT_KS, iwae_reps=8, sleep_steps=1000, local_restarts=5, seed=0,
-                  progress=False):
-    """The tightness experiment on a trained model, for training and held-out data.
+                  progress=False, from_run=None):
+    """The tightness experiment on a trained model (or a saved run), for training and held-out data.
 
     Parameters
     ----------
@@ -113,6 +193,10 @@ def run_tightness(latent=8, data="bars", hidden=(32,), train_steps=300, train_me
     local_restarts : int, default 5
     seed : int, default 0
     progress : bool, default False
+    from_run : str, path or FitResult, optional
+        Measure the model and amortized q of a saved run instead of training (it needs an
+        encoder); ``latent``, ``hidden``, ``train_steps``, ``train_method`` and ``learning_rate``
+        are then unused, and ``data``/``seed`` must give the run's data.
 
     Returns
     -------
@@ -122,10 +206,28 @@ def run_tightness(latent=8, data="bars", hidden=(32,), train_steps=300, train_me
         sleep-phase encoder.
     """
     seed = as_seed(seed)
+    ks = [check_positive_int(k, "ks (each k)") for k in ks]
+    if not ks:
+        raise ValueError("ks: expected at least one number of importance samples k >= 1")
+    iwae_reps = check_positive_int(iwae_reps, "iwae_reps", minimum=2)
+    sleep_steps = check_positive_int(sleep_steps, "sleep_steps", minimum=0)
+    local_restarts = check_positive_int(local_restarts, "local_restarts")
+    run = None if from_run is None else load_run(from_run)
     x_train, x_valid = load_data(data, latent, seed)
-    model = make_model(latent, x_train.shape[1], hidden, x_train.shape[0])
-    problem, = train_checkpoints(model, x_train, x_valid, [check_positive_int(train_steps, "train_steps", 0)],
-                                 method=train_method, learning_rate=learning_rate, rng=seed, progress=progress)
+    if run is None:
+        model = make_model(latent, x_train.shape[1], hidden, x_train.shape[0])
+        train_steps = check_positive_int(train_steps, "train_steps", 0)
+    else:
+        model = run.model
+        problem = problem_from_run(run, x_train, x_valid)
+        if run.family is None or not getattr(run.family, "amortized", False):
+            raise ValueError(f"from_run: the run (method {run.method!r}) has no amortized encoder; tightness "
+                             f"compares an encoder's ELBO on training and held-out data")
+    check_iwae_size(model, ks)
+    # ------------------------------------------------------------------ the work
+    if run is None:
+        problem, = train_checkpoints(model, x_train, x_valid, [train_steps], method=train_method,
+                                     learning_rate=learning_rate, rng=seed, progress=progress)
     x = onp.concatenate([x_train, x_valid])
     split = ["train"] * x_train.shape[0] + ["valid"] * x_valid.shape[0]
     ws_logits, ws_params = None, None
@@ -134,10 +236,11 @@ def run_tightness(latent=8, data="bars", hidden=(32,), train_steps=300, train_me
         ws_logits = onp.asarray(family.logits(ws_params, x, None))
     table = tightness(model, problem.params, x, problem.q_logits(x), ws_logits, ks=ks, iwae_reps=iwae_reps,
                       split=split, rng=seed, local_restarts=local_restarts, progress=progress)
-    config = {"experiment": "tightness", "latent": latent, "data": data, "hidden": list(hidden),
-              "train_steps": train_steps, "train_method": train_method, "learning_rate": learning_rate,
-              "ks": list(ks), "iwae_reps": iwae_reps, "sleep_steps": sleep_steps, "local_restarts": local_restarts,
-              "seed": seed}
+    config = {"experiment": "tightness", "latent": model.n_latent, "data": data, "hidden": list(model.hidden),
+              "train_steps": problem.step, "train_method": None if run is not None else train_method,
+              "learning_rate": None if run is not None else learning_rate, "ks": list(ks), "iwae_reps": iwae_reps,
+              "sleep_steps": sleep_steps, "local_restarts": local_restarts, "seed": seed,
+              "from_run": None if from_run is None or run is from_run else os.path.abspath(os.fspath(from_run))}
     tables = {"tightness": table, "tightness_summary": tightness_summary(table), "iwae": iwae_curve(table)}
     params = {"params": problem.params, "q_params": problem.q_params, "sleep_q_params": ws_params}
     return Results("tightness", config, tables, params, model)
@@ -168,7 +271,7 @@ def variance_summary(table, n_samples=None):
 
 
 def compare(seed=0, samples=(1, 10, 100), reps=100, n_data=30, train_steps=300, taus=(0.1, 0.5, 2.0),
-            ks=DEFAULT_KS, iwae_reps=8, sleep_steps=1000, estimators=None, progress=False):
+            ks=DEFAULT_KS, iwae_reps=8, sleep_steps=1000, estimators=None, progress=False, jobs=1):
     """The main job: a small variance study and the tightness study on the embedded default data.
 
     On the default problem (4x4 bars and stripes with 5% noise, K = 8 binary latents, decoder
@@ -188,6 +291,8 @@ def compare(seed=0, samples=(1, 10, 100), reps=100, n_data=30, train_steps=300, 
     train_steps, ks, iwae_reps, sleep_steps
         As in :func:`run_tightness`.
     progress : bool, default False
+    jobs : int or None, default 1
+        Processes for the variance cells (see :func:`run_variance`).
 
     Returns
     -------
@@ -201,8 +306,14 @@ def compare(seed=0, samples=(1, 10, 100), reps=100, n_data=30, train_steps=300, 
     ``benchmarks/bench_experiments.py``).
     """
     seed = as_seed(seed)
+    # the tightness half is checked before the variance half starts, so a mistake costs no time
+    ks = [check_positive_int(k, "ks (each k)") for k in ks]
+    check_positive_int(iwae_reps, "iwae_reps", minimum=2)
+    check_positive_int(sleep_steps, "sleep_steps", minimum=0)
+    check_positive_int(train_steps, "train_steps", minimum=0)
+    check_iwae_size(make_model(8, 16, (32,)), ks)
     var = run_variance(latent=8, data="bars", n_data=n_data, estimators=estimators, samples=samples, reps=reps,
-                       checkpoints=(train_steps,), taus=taus, seed=seed, progress=progress)
+                       checkpoints=(train_steps,), taus=taus, seed=seed, progress=progress, jobs=jobs)
     tight = run_tightness(latent=8, data="bars", train_steps=train_steps, ks=ks, iwae_reps=iwae_reps,
                           sleep_steps=sleep_steps, seed=seed, progress=progress)
     tables = {"summary": variance_summary(var["variance"])}

@@ -21,7 +21,7 @@ from .._validation import check_binary, check_positive_int
 from .specs import as_seed, spec_rng
 from .table import frame
 
-__all__ = ["tightness", "tightness_summary", "iwae_curve", "sleep_encoder", "DEFAULT_KS"]
+__all__ = ["tightness", "tightness_summary", "iwae_curve", "sleep_encoder", "check_iwae_size", "DEFAULT_KS"]
 
 DEFAULT_KS = (1, 10, 100, 1000)
 
@@ -122,6 +122,7 @@ def tightness(model, params, x, q_logits, ws_logits=None, ks=DEFAULT_KS, iwae_re
     q_logits = _check_logits(q_logits, (n, model.n_latent), "q_logits")
     ks = [check_positive_int(k, "ks (each k)") for k in ks]
     iwae_reps = check_positive_int(iwae_reps, "iwae_reps", minimum=2)
+    check_iwae_size(model, ks)
     seed = as_seed(rng)
     log_px = exact.log_marginal(model, params, x)
     elbo_amortized = exact.elbo(model, params, q_logits, x)
@@ -144,6 +145,23 @@ def tightness(model, params, x, q_logits, ws_logits=None, ks=DEFAULT_KS, iwae_re
         columns[f"iwae_{k}"] = draws.mean(axis=0)
         columns[f"iwae_{k}_se"] = draws.std(axis=0, ddof=1) / onp.sqrt(iwae_reps)
     return frame(columns, title="Bound tightness per datapoint [nats]")
+
+
+def iwae_bytes(model, k):
+    """Estimated memory (bytes) of the IWAE_k bound of one datapoint: k samples through the decoder."""
+    return int(8 * 3 * k * (model.n_obs + sum(model.hidden) + model.n_latent))
+
+
+def check_iwae_size(model, ks, name="ks"):
+    """Refuse, before any work, an IWAE k whose samples for a single datapoint would not fit in one call."""
+    from .variance import CALL_BYTES, _gib
+    for k in ks:
+        need = iwae_bytes(model, k)
+        if need > CALL_BYTES:
+            largest = CALL_BYTES // iwae_bytes(model, 1)
+            raise ValueError(f"{name}: k = {k:,} importance samples need about {_gib(need)} for a single datapoint "
+                             f"(and k x N x reps decoder evaluations in all), more than the {_gib(CALL_BYTES)} one "
+                             f"call may use; use k <= {largest:,}")
 
 
 def _check_logits(logits, shape, name):
