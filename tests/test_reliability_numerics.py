@@ -132,7 +132,8 @@ def test_fit_local_chunked_over_states_matches_one_chunk(monkeypatch):
     params = model.init_params(3, scale=2.0)
     _, x = model.sample(params, 7, rng=4)
     psi, info = fit_local(model, params, x, return_info=True)
-    monkeypatch.setattr(local, "_TABLE_ENTRIES", 37)      # several ragged chunks of states and rows
+    monkeypatch.setattr(local, "_TABLE_ENTRIES", 13)      # several ragged chunks of states and rows
+    monkeypatch.setattr(local, "_STATES_ENTRIES", 1)      # states regenerated per chunk, never all held
     psi_small, info_small = fit_local(model, params, x, return_info=True)
     # both converged to |grad| < 1e-9 (blocks stop at different sweeps): same optimum, same ELBO
     assert info["converged"] and info_small["converged"]
@@ -269,3 +270,12 @@ def test_split_refuses_1d_x_and_splits_rows():
     assert rows == {tuple(r) for r in x}
     with pytest.raises(ValueError, match="valid_fraction"):
         data.split(x, True)
+
+
+def test_fit_local_announces_a_long_run_before_it_starts(capsys):
+    from vi_lab.inference import local
+
+    assert local._announce(5, 10, 24, 100) > local._ANNOUNCE_SECONDS
+    assert "about" in capsys.readouterr().err
+    assert local._announce(5, 10, 4, 100) < local._ANNOUNCE_SECONDS
+    assert capsys.readouterr().err == ""

@@ -19,6 +19,31 @@ __all__ = ["fit_local"]
 
 #: Bound on the (restarts x rows x states) entries held per block of datapoints.
 _TABLE_ENTRIES = 2 ** 20
+#: Largest (states x K) table kept in memory; beyond it state chunks are regenerated when used
+#: (at K = 24 the full table would be 3.2 GB).
+_STATES_ENTRIES = 2 ** 22
+
+
+class _States:
+    """The 2**K binary states in enumeration order, materialized only when small.
+
+    ``states[a:b]`` is the (b - a, K) block of rows a..b-1, as :func:`vi_lab.exact.all_states`
+    would give it; ``shape`` is (2**K, K).
+    """
+
+    def __init__(self, n_latent):
+        self.shape = (2 ** n_latent, n_latent)
+        self._all = exact.all_states(n_latent) if self.shape[0] * n_latent <= _STATES_ENTRIES else None
+
+    def __getitem__(self, rows):
+        if self._all is not None:
+            return self._all[rows]
+        if isinstance(rows, slice):
+            start, stop, _ = rows.indices(self.shape[0])
+            return exact._states_range(self.shape[1], start, stop)
+        rows = onp.asarray(rows)                     # integer indices: bits of the index
+        shifts = onp.arange(self.shape[1] - 1, -1, -1, dtype=onp.int64)
+        return ((rows[..., None] >> shifts) & 1).astype(onp.float64)
 
 
 def _log_joint_table(model, params, x, states):
@@ -39,6 +64,25 @@ def _log_joint_table(model, params, x, states):
     return table
 
 
+#: Seconds above which fit_local prints its time estimate before starting.
+_ANNOUNCE_SECONDS = 10.0
+
+
+def _announce(n_restarts, n_rows, n_latent, max_sweeps):
+    """Print on stderr a time estimate per CAVI sweep when one sweep is expected to be slow."""
+    import sys
+
+    n_states = 2 ** n_latent
+    # per sweep: K coordinate updates, each two (R n, K) x (K, M) products, an exp and a product
+    flops = n_restarts * n_rows * n_states * n_latent * (4.0 * n_latent + 6.0)
+    seconds = flops / exact._FLOPS_ESTIMATE
+    if seconds > _ANNOUNCE_SECONDS:
+        print(f"vi_lab.inference.fit_local: 2**{n_latent} = {n_states:,} states x {n_restarts} restarts x "
+              f"N = {n_rows}: about {seconds:,.0f} s per CAVI sweep (up to {max_sweeps} sweeps; "
+              f"lower n_restarts or steps to bound it)", file=sys.stderr, flush=True)
+    return seconds
+
+
 def _chunks(n_states, n_rows):
     """State slices such that one (R, n, chunk) block holds at most ``_TABLE_ENTRIES`` entries."""
     chunk = max(1, min(n_states, _TABLE_ENTRIES // max(1, n_rows)))
@@ -57,9 +101,10 @@ def _elbo_and_grad(psi, table, states):
     expected = onp.zeros(psi.shape[:-1])
     qa_z = onp.zeros(psi.shape)
     for cols in _chunks(states.shape[0], psi.shape[0] * psi.shape[1]):
-        qa = onp.exp(log_prob_states(psi, states[cols])) * table[:, cols]          # (R, n, c)
+        z = states[cols]
+        qa = onp.exp(log_prob_states(psi, z)) * table[:, cols]                      # (R, n, c)
         expected += qa.sum(axis=-1)
-        qa_z += qa @ states[cols]
+        qa_z += qa @ z
     s = sigmoid(psi)
     grad = qa_z - expected[..., None] * s - s * (1.0 - s) * psi
     return expected + onp.asarray(entropy(psi)), grad
@@ -74,7 +119,6 @@ def _cavi(psi, table, states, tol, max_sweeps, bar):
     decreases; rows (datapoints, restarts) are independent problems updated in parallel.
     """
     psi = onp.array(psi, dtype=float)
-    sign = 2.0 * states - 1.0                                                     # (M, K)
     chunks = _chunks(states.shape[0], psi.shape[0] * psi.shape[1])
     elbo, grad = _elbo_and_grad(psi, table, states)
     sweeps = 0
@@ -89,7 +133,8 @@ def _cavi(psi, table, states, tol, max_sweeps, bar):
             for cols in chunks:
                 z = states[cols]
                 log_q_rest = on @ z.T + off @ (1.0 - z).T                            # (R, n, c)
-                new += onp.sum(onp.exp(log_q_rest) * (table[:, cols] * sign[cols, k]), axis=-1)
+                sign = 2.0 * z[:, k] - 1.0                                           # (c,)
+                new += onp.sum(onp.exp(log_q_rest) * (table[:, cols] * sign), axis=-1)
             psi[..., k] = new
         elbo, grad = _elbo_and_grad(psi, table, states)
         sweeps += 1
@@ -116,7 +161,12 @@ def _inits(model, params, x, init, n_restarts, rng, table=None, states=None):
     out = [first[None]]
     n_modes = 0 if table is None else min(n_restarts - 1, table.shape[1])
     if n_modes:
-        top = onp.argsort(-table, axis=1, kind="stable")[:, :n_modes]              # (n, n_modes)
+        if table.shape[1] <= _TABLE_ENTRIES:
+            top = onp.argsort(-table, axis=1, kind="stable")[:, :n_modes]          # (n, n_modes)
+        else:       # 2**K large: partition first, then order the few candidates
+            part = onp.argpartition(-table, n_modes - 1, axis=1)[:, :n_modes]
+            order = onp.argsort(-onp.take_along_axis(table, part, axis=1), axis=1, kind="stable")
+            top = onp.take_along_axis(part, order, axis=1)
         out.append(3.0 * (2.0 * states[top.T] - 1.0))
     out.append(2.0 * rng.standard_normal((n_restarts - 1 - n_modes, n, k)))
     return onp.concatenate(out)
@@ -199,7 +249,8 @@ def fit_local(model, params, x, estimator=None, n_samples=1, steps=None, learnin
 
     if estimator is None:
         exact.check_enumerable(k, n, model.n_obs)
-        states = exact.all_states(k)
+        states = _States(k)
+        _announce(n_restarts, n, k, steps or 10000)
         # rows per block: the (rows, 2**K) log-joint table is the one array that cannot be chunked
         # over states; the (R, rows, states) work arrays are chunked (see _chunks)
         block = max(1, _TABLE_ENTRIES // (n_restarts * states.shape[0]))
