@@ -1,7 +1,7 @@
 """General-purpose figures for notebooks: training histories, posteriors, binary images."""
 import numpy as onp
 
-from .style import style, new_figure, color_for, OKABE_ITO, NATS
+from .style import style, new_figure, color_for, legend_inside, OKABE_ITO, LINESTYLES, NATS
 
 __all__ = ["history", "posterior_bars", "image_grid"]
 
@@ -35,7 +35,7 @@ def history(history, keys=None, x="step", ylabel=f"[{NATS}]", title=None):
         fig, ax = new_figure(1, 1, width=10.0, height=5.6)
         for i, key in enumerate(keys):
             ax.plot(onp.asarray(history[x]), onp.asarray(history[key], dtype=float), marker="",
-                    color=OKABE_ITO[i % len(OKABE_ITO)], label=key)
+                    color=OKABE_ITO[i % 6], linestyle=LINESTYLES[i % len(LINESTYLES)], label=key)
         ax.set_xlabel("training step" if x == "step" else x)
         ax.set_ylabel(ylabel)
         if title:
@@ -56,9 +56,11 @@ def posterior_bars(posterior, q=None, states=None, top=16, title="posterior over
     ----------
     posterior : ndarray of shape (2**K,)
         One row of :func:`vi_lab.exact.posterior`.
-    q : ndarray of shape (2**K,), optional
+    q : ndarray of shape (2**K,), or dict of str -> ndarray of shape (2**K,), optional
         The variational distribution over the same states (e.g. ``exp(variational.log_prob(logits,
-        exact.all_states(K)[:, None, :]))[:, n]``).
+        exact.all_states(K)[:, None, :]))[:, n]``), labelled "q(z|x)"; or several, by label
+        (e.g. ``{"exclusive KL (ELBO)": q1, "inclusive KL (sleep)": q2}``), drawn as bar series
+        side by side in one chart, so that they are compared on the same states and scale.
     states : ndarray of shape (2**K, K), optional
         Default :func:`vi_lab.exact.all_states`; the tick labels are the bit strings.
     top : int, default 16
@@ -77,17 +79,33 @@ def posterior_bars(posterior, q=None, states=None, top=16, title="posterior over
     if states is None:
         from ..exact import all_states
         states = all_states(n_latent)
+    if q is None:
+        qs = {}
+    elif isinstance(q, dict):
+        qs = dict(q)
+    else:
+        qs = {"q(z|x)": q}
+    for label, value in qs.items():
+        value = onp.asarray(value, dtype=float)
+        if value.shape != posterior.shape:
+            raise ValueError(f"q[{label!r}]: expected shape {posterior.shape} like the posterior, got {value.shape}")
+        qs[label] = value
+    if len(qs) > 5:
+        raise ValueError(f"q: at most 5 distributions beside the posterior (6 bar series), got {len(qs)}")
     order = onp.argsort(-posterior)[:top]
     pos = onp.arange(order.size)
-    width = 0.4 if q is not None else 0.8
+    n_series = 1 + len(qs)
+    width = 0.8 / n_series
+    offsets = (onp.arange(n_series) - (n_series - 1) / 2) * width
+    hatches = [None, "//", "..", "\\\\", "xx", "--"]
     with style():
-        fig, ax = new_figure(1, 1, width=max(8.0, 0.55 * order.size + 3), height=5.2)
-        ax.bar(pos - (width / 2 if q is not None else 0), posterior[order], width=width,
-               color=color_for("exact"), label="exact p(z|x)")
-        if q is not None:
-            q = onp.asarray(q, dtype=float)
-            ax.bar(pos + width / 2, q[order], width=width, color=OKABE_ITO[1], label="q(z|x)")
-            ax.legend(loc="upper right")
+        fig, ax = new_figure(1, 1, width=max(8.0, 0.55 * order.size * (1 + 0.3 * len(qs)) + 3), height=5.2)
+        ax.bar(pos + offsets[0], posterior[order], width=width, color="#000000", label="exact p(z|x)")
+        for i, (label, value) in enumerate(qs.items(), start=1):
+            ax.bar(pos + offsets[i], value[order], width=width, color=OKABE_ITO[(i - 1) % 6], hatch=hatches[i],
+                   edgecolor="white", linewidth=0.5, label=label)
+        if qs:
+            ax.legend(loc="upper right", frameon=legend_inside())
         ax.set_xticks(pos, [_state_label(states[i]) for i in order], rotation=60, ha="right",
                       fontsize=max(8, 14 - n_latent // 2), family="monospace")
         ax.set_xlabel("latent state z")
