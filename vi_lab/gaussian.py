@@ -33,7 +33,7 @@ from .nn import sigmoid
 
 __all__ = ["GaussianLVM", "GaussianMeanField", "init_q_params", "check_q_params", "sample", "log_prob",
            "entropy", "kl_to_prior", "score", "log_weights", "elbo_estimate", "iwae_estimate",
-           "MAX_ABS_LOG_STD"]
+           "latent_grid", "decoder_means", "MAX_ABS_LOG_STD"]
 
 #: Largest |log_std| accepted: sigma in [e^-300, e^300] keeps sigma**2 and z**2 finite in float64.
 MAX_ABS_LOG_STD = 300.0
@@ -528,3 +528,55 @@ def iwae_estimate(model, params, q_params, x, k=1, rng=None, return_se=False, re
         var = onp.maximum(lw_sq / k - mean ** 2, 0.0) * k / max(k - 1, 1)
         out += [mean, onp.sqrt(var / k)]
     return out[0] if len(out) == 1 else tuple(out)
+
+
+# ---------------------------------------------------------------------- the 2-D latent space
+def latent_grid(n_grid=15, quantile=True, extent=3.0):
+    """A square grid of 2-D latent points, row-major from the top-left (z_2 high) corner.
+
+    Parameters
+    ----------
+    n_grid : int, default 15
+        Points per axis.
+    quantile : bool, default True
+        Place the points at the standard-normal quantiles of an even grid on (0, 1) (Kingma &
+        Welling, 2014, figure 4): equal prior mass between neighbours, so the picture shows what
+        the prior actually samples. False: an even grid on [-extent, extent].
+    extent : float, default 3.0
+
+    Returns
+    -------
+    z : ndarray of shape (n_grid * n_grid, 2)
+        Row r, column c of the picture is z[r * n_grid + c] = (u_c, u_{n_grid - 1 - r}).
+    axis : ndarray of shape (n_grid,)
+        The increasing coordinates u used on each axis.
+    """
+    n_grid = check_positive_int(n_grid, "n_grid")
+    if quantile:
+        from scipy.stats import norm
+        axis = norm.ppf((onp.arange(n_grid) + 0.5) / n_grid)
+    else:
+        if not extent > 0:
+            raise ValueError(f"extent: expected a positive half-width, got {extent!r}")
+        axis = onp.linspace(-extent, extent, n_grid)
+    z1, z2 = onp.meshgrid(axis, axis[::-1])
+    return onp.stack([z1.ravel(), z2.ravel()], axis=-1), axis
+
+
+def decoder_means(model, params, z):
+    """E[x | z] = sigmoid(a(z)), the decoder's mean image at each z.
+
+    Parameters
+    ----------
+    model : GaussianLVM (or any DecoderModel)
+    params : dict
+    z : ndarray of shape (M, K), real
+
+    Returns
+    -------
+    ndarray of shape (M, L), values in (0, 1)
+    """
+    z = onp.asarray(z, dtype=float)
+    if z.ndim != 2 or z.shape[1] != model.n_latent:
+        raise ValueError(f"z: expected shape (M, {model.n_latent}), got {z.shape}")
+    return onp.asarray(sigmoid(model.decoder_logits(params, z)))
