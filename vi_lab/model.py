@@ -42,6 +42,13 @@ def bernoulli_log_prob(values, logits):
     return values * logits - softplus(logits)
 
 
+def _path(name, keys):
+    """("decoder", "W0") -> 'params["decoder"]["W0"]' (how error messages name a leaf)."""
+    for key in keys:
+        name = leaf_path(name, key)
+    return name
+
+
 class DecoderModel:
     """What every vi_lab model shares: L binary observations from a Bernoulli MLP decoder.
 
@@ -110,26 +117,31 @@ class DecoderModel:
         ``params["decoder"]["W0"]``.
         """
         def walk(node, template, path):
+            # path is a tuple of keys, formatted only when there is something to report
             node = getval(node)
             if isinstance(template, dict):
                 if not isinstance(node, dict):
-                    raise ValueError(f"{path}: expected a dict with keys {sorted(template)} for {self!r}, "
-                                     f"got {type(node).__name__}")
-                missing = sorted(set(template) - set(node))
-                extra = sorted(set(node) - set(template), key=str)
-                if missing or extra:
+                    raise ValueError(f"{_path(name, path)}: expected a dict with keys {sorted(template)} for "
+                                     f"{self!r}, got {type(node).__name__}")
+                if node.keys() != template.keys():
+                    missing = sorted(set(template) - set(node))
+                    extra = sorted(set(node) - set(template), key=str)
                     parts = ([f"missing {missing}"] if missing else []) + ([f"unexpected {extra}"] if extra else [])
-                    raise ValueError(f"{path}: keys {' and '.join(parts)}; {self!r} expects exactly "
+                    raise ValueError(f"{_path(name, path)}: keys {' and '.join(parts)}; {self!r} expects exactly "
                                      f"{sorted(template)}")
-                for k in template:
-                    walk(node[k], template[k], leaf_path(path, k))
+                for k, sub in template.items():
+                    walk(node[k], sub, path + (k,))
                 return
-            arr = check_real_array(node, path)
+            if type(node) is onp.ndarray and node.dtype == onp.float64:
+                arr = node                                    # the common case, without conversions
+            else:
+                arr = check_real_array(node, _path(name, path))
             if arr.shape != template:
-                raise ValueError(f"{path}: expected shape {template} for {self!r}, got {arr.shape}")
-            _check_finite_leaf(arr, path)
+                raise ValueError(f"{_path(name, path)}: expected shape {template} for {self!r}, got {arr.shape}")
+            if arr.dtype.kind == "f" and not onp.isfinite(arr).all():
+                _check_finite_leaf(arr, _path(name, path))
 
-        walk(params, self.param_shapes(), name)
+        walk(params, self.param_shapes(), ())
         return params
 
     def _check_data(self, x=None, z=None):
@@ -139,8 +151,8 @@ class DecoderModel:
             if arr.ndim == 0 or arr.shape[-1] != self.n_obs:
                 raise ValueError(f"x: expected shape (..., {self.n_obs}) (L = {self.n_obs} observations), "
                                  f"got {arr.shape}")
-            bad = (arr != 0) & (arr != 1)
-            if bad.any():
+            if not ((arr == 0) | (arr == 1)).all():
+                bad = (arr != 0) & (arr != 1)
                 raise ValueError(f"x: expected binary values in {{0, 1}}, found {int(bad.sum())} other value(s), "
                                  f"e.g. {arr[bad].flat[0]!r}")
         if z is not None:
@@ -300,8 +312,8 @@ class BernoulliLVM(DecoderModel):
 
     def _check_latents(self, z):
         """Binary latents: values in [0, 1] (0/1 samples, or relaxed values for the relaxed estimators)."""
-        bad = ~((z >= 0.0) & (z <= 1.0))
-        if bad.any():
+        if not ((z >= 0.0).all() and (z <= 1.0).all()):       # NaN fails both comparisons
+            bad = ~((z >= 0.0) & (z <= 1.0))
             raise ValueError(f"z: expected binary latents in {{0, 1}} (or relaxed values in [0, 1]), found "
                              f"{int(bad.sum())} other value(s), e.g. {z[bad].flat[0]!r}")
 
