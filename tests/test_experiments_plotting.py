@@ -58,6 +58,18 @@ def test_variance_figures_have_log_axes_a_reference_line_and_labels():
         assert all(x and "nats" in y for x, y in _labels(fig))
 
 
+def test_variance_table_without_checkpoints_is_drawn_whole():
+    """experiments.variance on given parameters leaves the checkpoint column empty (None)."""
+    table = _variance_table().query("checkpoint == 50").assign(checkpoint=None)
+    fig = plotting.variance_vs_samples(table)
+    assert {line.get_label() for line in fig.axes[0].get_lines()} >= {"score_function", "arm"}
+    assert "training steps" not in fig._suptitle.get_text()
+    fig = plotting.variance_at_equal_cost(table)
+    assert {line.get_label() for line in fig.axes[0].get_lines()} == {"score_function", "arm"}
+    with pytest.raises(ValueError, match="checkpoint"):
+        plotting.variance_vs_samples(_variance_table(), checkpoint=7)
+
+
 def test_bias_variance_tau_figure():
     rows = [{"estimator": "concrete", "tau": t, "S": 10, "bias2_q": 0.1 * t, "bias2_q_se": 0.01, "var_q": 1 / t,
              "mse_q": 0.1 * t + 1 / t, "mse_q_se": 0.02} for t in (0.1, 1.0)]

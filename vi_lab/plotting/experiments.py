@@ -44,11 +44,19 @@ def _col(df, name):
 
 
 def _last_checkpoint(table, checkpoint):
+    """The rows measured at ``checkpoint`` (default the last one); a table whose checkpoint
+    column is empty (a variance run on given parameters) is returned whole."""
     if "checkpoint" not in table.columns:
         return table, None
+    known = table["checkpoint"].dropna()
+    if known.empty:
+        return table, None
     if checkpoint is None:
-        checkpoint = max(_unique(table, "checkpoint"))
-    return _where(table, checkpoint=checkpoint), checkpoint
+        checkpoint = known.max()
+    rows = _where(table, checkpoint=checkpoint)
+    if rows.empty:
+        raise ValueError(f"checkpoint: no rows at {checkpoint!r}; measured at {sorted(known.unique().tolist())}")
+    return rows, int(checkpoint) if float(checkpoint).is_integer() else checkpoint
 
 
 _REFERENCE_LABELS = ("∝ 1/S",)
@@ -631,7 +639,7 @@ def figures_for(results):
         if has_bias:
             figs["bias_variance_vs_samples"] = variance_vs_samples(table, blocks=("q",), bias=True)
         figs["variance_at_equal_cost"] = variance_at_equal_cost(table)
-        if "checkpoint" in table.columns and len(_unique(table, "checkpoint")) > 1:
+        if "checkpoint" in table.columns and table["checkpoint"].dropna().nunique() > 1:
             figs["variance_vs_checkpoint"] = variance_vs_checkpoint(table)
     if "tau" in results and len(results["tau"]):
         figs["bias_variance_tau"] = bias_variance_vs_tau(results["tau"])
