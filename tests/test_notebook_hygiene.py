@@ -6,7 +6,11 @@ Conventions checked for each ``notebooks/*.ipynb`` and ``notebooks/solutions/*.i
 - no outputs and no execution counts (clear them before committing);
 - the first cell is Markdown and states the learning goals (the words "learning goals");
 - the last section (the last Markdown heading of level 1 or 2) is the exercises section (its
-  title contains "Exercise"), and a code cell in it calls a checker from ``vi_lab.exercises``;
+  title contains "Exercise"), and a code cell in it calls a checker from ``vi_lab.exercises``
+  (found by parsing the code: a checker named in a comment or a string does not count);
+- every cell has reveal.js slide metadata (``metadata.slideshow.slide_type``), and the first
+  cell and every cell opening a ``#``/``##`` section are ``"slide"``, and (after the title cell,
+  which holds the learning goals) a section heading always opens its own cell;
 - some code cell imports ``vi_lab``; every imported module is an installed one (so nothing is
   imported from a helper file or another notebook), and no cell runs or reads another notebook
   (``%run``, ``%store``, ``import_ipynb``, a path ending in ``.ipynb``);
@@ -46,6 +50,51 @@ _FORBIDDEN = [
 def _code_without_magics(source):
     """Drop IPython magics and shell escapes so the rest parses as Python."""
     return "\n".join("" if line.lstrip().startswith(("%", "!")) else line for line in source.splitlines())
+
+
+def _calls_a_checker(source):
+    """True if the code (parsed, so comments and strings do not count) calls a vi_lab.exercises checker.
+
+    Accepted: ``exercises.check_x(...)`` (optionally followed by ``.assert_passed()``), and
+    ``check_x(...)`` for a name imported ``from vi_lab.exercises import check_x``.
+    """
+    try:
+        tree = ast.parse(_code_without_magics(source))
+    except SyntaxError:
+        return False
+    imported = {alias.asname or alias.name for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)
+                and node.module == "vi_lab.exercises" for alias in node.names}
+    for node in ast.walk(tree):
+        if not isinstance(node, ast.Call):
+            continue
+        func = node.func
+        if (isinstance(func, ast.Attribute) and func.attr.startswith("check_") and isinstance(func.value, ast.Name)
+                and func.value.id == "exercises"):
+            return True
+        if isinstance(func, ast.Name) and func.id.startswith("check_") and func.id in imported:
+            return True
+    return False
+
+
+_SLIDE_TYPES = {"slide", "subslide", "fragment", "skip", "notes", "-"}
+
+
+def _slide_problems(cells):
+    """The reveal.js slide metadata (see /work/notes/slides.md): present, valid, a slide per section."""
+    problems = []
+    for i, cell in enumerate(cells):
+        kind = cell.get("metadata", {}).get("slideshow", {}).get("slide_type")
+        if kind not in _SLIDE_TYPES:
+            problems.append(f"cell {i} has slide_type {kind!r}; expected one of {sorted(_SLIDE_TYPES)} "
+                            "(metadata.slideshow.slide_type, read by nbconvert --to slides)")
+            continue
+        opens_section = cell.cell_type == "markdown" and re.match(r"\s*#{1,2}\s", cell.source)
+        if (i == 0 or opens_section) and kind != "slide":
+            problems.append(f"cell {i} opens a section but its slide_type is {kind!r}; expected 'slide'")
+        if i > 0 and cell.cell_type == "markdown" and re.search(r"\n\s*#{1,2}\s", cell.source.strip()):
+            problems.append(f"cell {i} has a section heading after other text; split the cell so that the "
+                            "heading opens its own slide")
+    return problems
 
 
 def _imported_modules(tree):
@@ -110,8 +159,9 @@ def notebook_problems(path, notebook_dir=NOTEBOOK_DIR):
         problems.append(f"the last section must be the exercises (a '## Exercises' heading); last section: {last!r}")
     else:
         start = sections[-1][0]
-        if not any(c.cell_type == "code" and "exercises" in c.source for c in cells[start:]):
+        if not any(c.cell_type == "code" and _calls_a_checker(c.source) for c in cells[start:]):
             problems.append("the exercises section calls no checker from vi_lab.exercises")
+    problems.extend(_slide_problems(cells))
 
     imports_vi_lab = False
     for i, cell in enumerate(cells):
@@ -175,8 +225,10 @@ def _good_notebook():
         v4.new_markdown_cell("## The model\n\n$p(x) = \\sum_z p(x, z)$"),
         v4.new_code_cell("%matplotlib inline\nx = np.zeros(3)"),
         v4.new_markdown_cell("## Exercises\n\n### Exercise 1"),
-        v4.new_code_cell("from vi_lab import exercises\n# exercises.check_something(my_function)"),
+        v4.new_code_cell("from vi_lab import exercises\nexercises.check_something(my_function)"),
     ])
+    for cell, kind in zip(nb.cells, ["slide", "skip", "slide", "-", "slide", "-"]):
+        cell.metadata["slideshow"] = {"slide_type": kind}
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
     return nb
 
@@ -211,6 +263,30 @@ def _no_checker(nb):
     nb.cells[-1].source = "answer = 42"
 
 
+def _checker_in_a_comment(nb):
+    nb.cells[-1].source = "from vi_lab import exercises\n# exercises.check_something(my_function)"
+
+
+def _checker_in_a_string(nb):
+    nb.cells[-1].source = "from vi_lab import exercises\nnote = 'exercises.check_something(my_function)'"
+
+
+def _checker_not_called(nb):
+    nb.cells[-1].source = "from vi_lab import exercises\nchecker = exercises.check_something"
+
+
+def _no_slide_metadata(nb):
+    del nb.cells[3].metadata["slideshow"]
+
+
+def _section_not_a_slide(nb):
+    nb.cells[2].metadata["slideshow"]["slide_type"] = "-"
+
+
+def _heading_inside_a_cell(nb):
+    nb.cells[2].source = "Some closing words.\n\n## The model"
+
+
 def _no_vi_lab(nb):
     nb.cells[1].source = "import numpy as np"
     nb.cells[-1].source = "exercises = {}  # exercises.check_something would need vi_lab"
@@ -234,7 +310,11 @@ def _syntax_error(nb):
 
 @pytest.mark.parametrize("spoil, expected", [
     (_with_outputs, "outputs"), (_with_count, "execution count"), (_no_goals, "learning goals"),
-    (_no_exercises, "exercises"), (_no_checker, "checker"), (_no_vi_lab, "imports vi_lab"),
+    (_no_exercises, "exercises"), (_no_checker, "checker"), (_checker_in_a_comment, "calls no checker"),
+    (_checker_in_a_string, "calls no checker"), (_checker_not_called, "calls no checker"),
+    (_no_slide_metadata, "slide_type None"), (_section_not_a_slide, "expected 'slide'"),
+    (_heading_inside_a_cell, "split the cell"),
+    (_no_vi_lab, "imports vi_lab"),
     (_runs_other, "%run"), (_imports_helper, "not an installed package"), (_bad_kernel, "kernelspec"),
     (_syntax_error, "not valid Python"),
 ])
