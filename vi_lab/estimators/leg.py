@@ -38,7 +38,7 @@ class LocalExpectation(Estimator):
 
     Notes
     -----
-    For a mean-field q, d/dpsi_k E_q[f] = E_{z_-k ~ q}[sum_{z_k in {0,1}} dq(z_k)/dpsi_k f(z)],
+    For a mean-field q, d/dpsi_k E_q[f] = E_{z_{-k} ~ q}[sum_{z_k in {0,1}} dq(z_k)/dpsi_k f(z)],
     and the inner sum over the two values of z_k is done exactly. With p_k = sigmoid(psi_k),
     dq(z_k = 1)/dpsi_k = p_k (1 - p_k) = -dq(z_k = 0)/dpsi_k, so for S draws z_s ~ q,
 
@@ -46,9 +46,9 @@ class LocalExpectation(Estimator):
 
     One of the two arguments is z_s itself, the other its neighbour with bit k flipped, so
     f(z_{s,k=1}) - f(z_{s,k=0}) = (2 z_sk - 1) (f(z_s) - f(flip_k z_s)). Unbiased: the
-    expectation over z_k is exact and z_-k ~ q. It is the Rao-Blackwellization of REINFORCE
+    expectation over z_k is exact and z_{-k} ~ q. It is the Rao-Blackwellization of REINFORCE
     over each coordinate given the others (the conditional expectation of the score-function
-    term for coordinate k given z_-k), so its variance is never above REINFORCE's and goes to
+    term for coordinate k given z_{-k}), so its variance is never above REINFORCE's and goes to
     zero, like p_k^2 (1 - p_k)^2, at the boundary of parameter space; a constant added to f
     cancels. Between one sample (REINFORCE) and the 2**K of enumeration: exact in one
     coordinate at a time. At the ELBO level the model gradient uses the S draws z_s only

@@ -28,7 +28,7 @@ def _net(params, lin, level):
 
 
 def gibbs_stein(h_x, h_nbr, flip_prob):
-    """(A h)(b) = (1/K) sum_i q(flip_i b_i | b_-i) [h(flip_i b) - h(b)]: the Gibbs-kernel Stein operator.
+    """(A h)(b) = (1/K) sum_i q(flip_i b_i | b_{-i}) [h(flip_i b) - h(b)]: the Gibbs-kernel Stein operator.
 
     Parameters
     ----------
