@@ -9,7 +9,9 @@ Generic level
     z[:, b, :] of the same batch position (each position is a separate expectation, which is
     what makes per-datapoint learning signals valid). The relaxed estimators (concrete,
     straight_through, rebar, relax) call f on relaxed z in [0, 1] and differentiate it with
-    autograd (relax twice, to train its control); the others call f on 0/1 values only.
+    autograd (relax, and rebar while tuning, twice); straight-through, gumbel_rao, reinmax, dcv
+    and rodeo differentiate f at the 0/1 samples; the others call f on 0/1 values only and
+    never differentiate it.
     VIMCO's generic level targets the multi-sample objective E[log (1/S) sum_s exp f(z_s)]
     instead (its attribute ``objective`` is "iwae").
 
@@ -24,9 +26,11 @@ ELBO level
 Samples and cost
     ``n_samples`` counts independent draws of the estimator's randomness. One draw costs
     ``est.evals_per_sample`` decoder (or f) evaluations: 1 for REINFORCE, NVIL, VIMCO,
-    concrete and straight-through, 2 for ARM and DisARM (an antithetic pair), 3 for REBAR and
-    RELAX; for ``exact`` it is 2**K (``est.cost(model)``) whatever n_samples is. Compare
-    estimators at equal cost with n_samples = budget // est.cost(model).
+    concrete, straight-through, ARMS, Gumbel-Rao and ReinMax (DCV and RODEO add one reverse
+    pass for grad f), 2 for ARM and DisARM (an antithetic pair), 3 for REBAR and RELAX. Where
+    it depends on the model it is None and ``est.cost(model)`` gives it: K + 1 per draw for
+    ``leg`` (the draw and its K one-bit neighbours), and 2**K for ``exact`` whatever
+    n_samples is. Compare estimators at equal cost with n_samples = budget // est.cost(model).
 
 Many independent estimates at once: ``n_reps``
     Both levels accept ``n_reps=R`` and then return R independent estimates stacked on a new
@@ -40,12 +44,13 @@ Many independent estimates at once: ``n_reps``
     so g_params takes one reverse pass per replicate (a loop over replicates, each one
     vectorized over samples and datapoints). Pass ``params_grad=False`` (g_params is then
     None) to keep the whole call to one pass when only the logits gradient is needed, as in
-    variance experiments. Stateful estimators (nvil, relax) use the same state for all R
-    replicates and update it once per call; set ``est.learn = False`` to freeze them.
+    variance experiments. Stateful estimators (nvil, relax, dcv, rodeo, and rebar while it
+    tunes) use the same state for all R replicates and update it once per call; set
+    ``est.learn = False`` to freeze them.
 
 Registered names
-    exact, score_function, nvil, concrete, straight_through, arm, disarm, rebar, vimco, relax
-    (Bernoulli latents) and, once :mod:`vi_lab.estimators.gaussian` is importable, reparam
+    exact, score_function, nvil, concrete, straight_through, arm, disarm, rebar, vimco, relax,
+    arms, leg, dcv, rodeo, gumbel_rao, reinmax (Bernoulli latents) and, once :mod:`vi_lab.estimators.gaussian` is importable, reparam
     and gaussian_score_function (Gaussian latents, with q_params in place of q_logits; see
     that module). ``names()`` lists those importable now; ``describe()`` tabulates them.
 
