@@ -171,3 +171,14 @@ def test_gibbs_stein_operators_have_mean_zero_by_enumeration():
                      for i in range(3)], axis=0)
     np.testing.assert_allclose(a_vec, brute, atol=1e-14)
     np.testing.assert_allclose(prob @ a_vec, 0.0, atol=1e-14)
+
+
+@pytest.mark.parametrize("name", ["gumbel_rao", "reinmax"])
+def test_hard_forward_estimators_have_an_unbiased_model_gradient_and_a_biased_logits_one(name):
+    """The decoder sees 0/1 samples of q, so the model-parameter gradient is the unbiased pathwise one."""
+    problem = make_problem(*MODELS[1])
+    est = estimators.get(name)
+    z_logits, z_params = elbo_z_scores(est, problem, 2, 3000, 150)
+    assert z_params < 4.0
+    assert z_logits > 4.0                         # biased for q's logits, as documented
+    assert not est.unbiased
