@@ -182,3 +182,29 @@ def test_hard_forward_estimators_have_an_unbiased_model_gradient_and_a_biased_lo
     assert z_params < 4.0
     assert z_logits > 4.0                         # biased for q's logits, as documented
     assert not est.unbiased
+
+
+def test_leg_variance_matches_a_brute_force_enumeration():
+    """K = 3: one LEG draw is a function of z in {0, 1}^3; its exact mean and variance by a loop over the 8 states."""
+    rng = np.random.default_rng(5)
+    w, c = rng.normal(size=3), 0.3
+    f = lambda z: np.tanh(np.sum(z * w, axis=-1) + c) + z[..., 0] * z[..., 1]       # noqa: E731
+    psi = rng.normal(size=3)
+    p = 1 / (1 + np.exp(-psi))
+    mean = np.zeros(3)
+    second = np.zeros(3)
+    for z in itertools.product([0.0, 1.0], repeat=3):
+        z = np.array(z)
+        prob = np.prod(np.where(z == 1, p, 1 - p))
+        g = np.empty(3)
+        for k in range(3):
+            up, down = z.copy(), z.copy()
+            up[k], down[k] = 1.0, 0.0
+            g[k] = p[k] * (1 - p[k]) * (f(up) - f(down))
+        mean += prob * g
+        second += prob * g ** 2
+    var = second - mean ** 2
+    np.testing.assert_allclose(mean, estimators.get("exact").grad(f, psi, 1, 0), rtol=1e-10)
+    draws = estimators.get("leg").grad(f, psi, 2, rng=0, n_reps=N_REPS)
+    for k in range(3):
+        assert variance_z(draws[:, k], var[k] / 2) < 4.0
