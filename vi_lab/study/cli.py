@@ -25,7 +25,7 @@ def configure(parser):
     parser.add_argument("--scheduler", default=None, metavar="ADDR",
                         help="run the cells on a Dask cluster, e.g. tcp://HOST:8786 (pip install -e '.[cluster]')")
     parser.add_argument("--out", default=None, metavar="DIR",
-                        help="study directory (default: runs/study-<name>); rerunning resumes it")
+                        help="study directory (default: results/study-<name>); rerunning resumes it")
     parser.add_argument("--force", action="store_true",
                         help="accept a directory holding a study with another config (reuses only cells "
                              "computed with identical settings)")
@@ -46,7 +46,7 @@ def run(args):
     from .spec import load
 
     study = load(args.study)
-    out = args.out or os.path.join("runs", f"study-{study.name}")
+    out = args.out or os.path.join("results", f"study-{study.name}")
     log = (lambda message: None) if args.quiet else (lambda message: print(message, file=sys.stderr, flush=True))
     try:
         result = run_study(study, out, jobs=args.jobs, scheduler=args.scheduler, force=args.force,
