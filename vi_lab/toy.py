@@ -115,7 +115,7 @@ def exact_moments(name, phi=0.0, t=0.45, n_samples=1, **options):
     ----------
     name : one of :data:`EXACT_NAMES`
         "exact", "score_function", "arm", "disarm", "leg", "reinmax", "straight_through",
-        "gumbel_rao", "arms" (S = 2), "dcv" (at its initial alpha), "rebar" (at the given
+        "gumbel_rao", "arms", "dcv" (at its initial alpha), "rebar" (at the given
         tau and eta, untuned).
     phi, t : float
     n_samples : int
@@ -138,7 +138,8 @@ def exact_moments(name, phi=0.0, t=0.45, n_samples=1, **options):
     variance mismatch. ARM and DisARM: one draw is a function of u ~ U(0, 1) that is
     piecewise constant (DisARM) or piecewise linear (ARM) between the breakpoints p and 1 - p,
     so its first two moments are exact integrals; S draws divide the variance by S.
-    ARMS (S = 2): the copula pair is (u, 1 - u), integrated the same way. ReinMax: two
+    ARMS: the law of the number of ones among the S copula samples, by inclusion-exclusion
+    over the Dirichlet's joint survival function (S = 2 is DisARM's pair). ReinMax: two
     outcomes of b. Straight-through and Gumbel-Rao: one-dimensional Gauss-Legendre integrals
     over u on each side of the jump of b (Gumbel-Rao's M conditional draws divide the
     within-b variance by M). REBAR: a two-dimensional Gauss-Legendre rule over (u, v), 200 x 200
@@ -246,22 +247,31 @@ def _exact_gumbel_rao(est, phi, t, n_samples):
 
 
 def _exact_arms(est, phi, t, n_samples):
-    """S = 2 only: the copula pair is (u, 1 - u); the estimate is piecewise constant in u."""
-    if n_samples != 2:
-        raise ValueError(f"n_samples: exact ARMS moments are derived for S = 2 (the antithetic pair), got {n_samples}")
+    """Exact ARMS moments for any S from the law of the number of ones among the S copula samples.
+
+    With d ~ Dirichlet(1, ..., 1), P(d_s > a for all s in A) = (1 - |A| a)_+^(S-1), and
+    u_s < x iff d_s > 1 - x^(1/(S-1)); so P(a given set of k samples all fall below x) is
+    G(k) = (1 - k (1 - x^(1/(S-1))))_+^(S-1), and inclusion-exclusion gives the probability of each
+    pattern. The samples are exchangeable, so the estimate depends only on the count m of ones.
+    """
+    from math import comb
+
     from .estimators.arms import arms_debias
-    p = expit(phi)
-    scale = 2.0 * float(arms_debias(onp.array(phi), 2))
-    f = lambda b: (b - t) ** 2                          # noqa: E731
+    s_, p = n_samples, expit(phi)
+    x = p if phi < 0 else 1 - p                      # b = 1[u < p], or b = 0 iff u < 1 - p
+    c = 1 - x ** (1 / (s_ - 1))
+    big_g = [max(1 - k * c, 0.0) ** (s_ - 1) for k in range(s_ + 1)]
+    # probability that exactly the samples of one given set of size k fall below x
+    exact_set = [sum((-1) ** j * comb(s_ - k, j) * big_g[k + j] for j in range(s_ - k + 1)) for k in range(s_ + 1)]
+    scale = s_ / (s_ - 1) * float(arms_debias(onp.array(phi), s_))
+    f1, f0 = (1 - t) ** 2, t ** 2
     m1 = m2 = 0.0
-    edges = onp.unique([0.0, p, 1 - p, 1.0])
-    for lo, hi in zip(edges[:-1], edges[1:]):
-        u1 = 0.5 * (lo + hi)
-        pair = onp.array([u1, 1 - u1]) if phi < 0 else onp.array([1 - u1, u1])     # orientation flip
-        b = (pair < p).astype(float)
-        fb = f(b)
-        g = scale * onp.mean((fb - fb.mean()) * (b - p))
-        m1, m2 = m1 + g * (hi - lo), m2 + g ** 2 * (hi - lo)
+    for k in range(s_ + 1):                          # k samples below x
+        ones = k if phi < 0 else s_ - k
+        prob = comb(s_, k) * exact_set[k]
+        mean_f = (ones * f1 + (s_ - ones) * f0) / s_
+        g = scale / s_ * (ones * (f1 - mean_f) * (1 - p) + (s_ - ones) * (f0 - mean_f) * (-p))
+        m1, m2 = m1 + prob * g, m2 + prob * g ** 2
     return float(m1), float(m2 - m1 ** 2)
 
 
