@@ -273,21 +273,36 @@ def test_optimize_takes_vi_lab_optimizers():
         toy.optimize("exact", optimizer="rmsprop")
 
 
-@pytest.mark.slow
-def test_relax_preset_reinforce_fails_where_rloo_disarm_and_relax_reach_theta_below_a_tenth():
-    """The RELAX paper's toy (t = 0.499, Adam, theta_0 = 1/2; step 0.01), 5000 steps, seed 0.
+def test_relax_preset_reinforce_fails_where_rloo_and_disarm_reach_theta_below_a_tenth():
+    """The RELAX paper's toy (t = 0.499, Adam, theta_0 = 1/2; step 0.01), a budget of 5000 steps, seed 0.
 
     Measured: REINFORCE (S = 2) never goes below theta = 0.273 (seeds 1, 2: 0.384, 0.255; with
     S = 1 or 3 the minima are 0.29-0.40); RLOO (S = 2) first reaches theta < 0.1 at step 458
-    (seeds 1, 2: 426, 460), DisARM (S = 1) at 318 (311, 380), RELAX (S = 1, its control learning
-    along) at 4534 (seed 1: 4519). The margins asserted: REINFORCE above 0.2, RLOO and DisARM
-    below 0.1 within 1000 steps, RELAX within the 5000-step budget.
+    (seeds 1, 2: 426, 460) and DisARM (S = 1) at 318 (311, 380), two evaluations per step each.
+    Asserted: REINFORCE stays above 0.2 for the whole budget, RLOO and DisARM get below 0.1
+    within 1000 steps (RELAX: the slow test below).
     """
-    budget = 5000
-    reinforce = toy.optimize("score_function", steps=budget, n_samples=2, rng=0, preset="relax")
+    reinforce = toy.optimize("score_function", steps=RACE_BUDGET, n_samples=2, rng=0, preset="relax")
     assert reinforce["theta"].min() > 0.2
-    for name, n_samples, options, limit in [("score_function", 2, {"baseline": "rloo"}, 1000),
-                                            ("disarm", 1, {}, 1000), ("relax", 1, {}, budget)]:
-        hist = toy.optimize(name, steps=budget, n_samples=n_samples, rng=0, preset="relax", **options)
+    for name, n_samples, options in [("score_function", 2, {"baseline": "rloo"}), ("disarm", 1, {})]:
+        hist = toy.optimize(name, steps=1000, n_samples=n_samples, rng=0, preset="relax", **options)
         reached = np.flatnonzero(hist["theta"] < 0.1)
-        assert reached.size and reached[0] < limit, name
+        assert reached.size and reached[0] < 1000, name
+
+
+RACE_BUDGET = 5000
+
+
+@pytest.mark.slow
+def test_relax_preset_relax_reaches_theta_below_a_tenth_within_the_budget():
+    """RELAX (S = 1, three evaluations per step, its control learning along) on the same preset and budget.
+
+    Measured (seed 0): first below theta = 0.1 at step 4534 (seed 1: 4519), i.e. with a margin of
+    about 470 steps in the 5000-step budget in which REINFORCE never gets below 0.27. Its control
+    has to learn before the estimates carry the 0.002 p (1 - p) signal, which is why it is ten
+    times slower here than DisARM, whose pair difference already has the sign of the gradient.
+    About 25 ms a step (second-order autograd on a tiny problem): a slow test.
+    """
+    hist = toy.optimize("relax", steps=RACE_BUDGET, n_samples=1, rng=0, preset="relax")
+    reached = np.flatnonzero(hist["theta"] < 0.1)
+    assert reached.size and reached[0] < RACE_BUDGET
