@@ -1,13 +1,20 @@
 """VIMCO: leave-one-out learning signals for the multi-sample (IWAE) bound."""
 import numpy as onp
 from autograd.tracer import getval
-from scipy.special import logsumexp
 
 from .._validation import check_rng
-from ..nn import softplus
+from ..nn import log_sigmoid
 from .base import Estimator, bernoulli_from_uniform, score_grad, uniform_open, weighted_log_density_grads
 
 __all__ = ["VIMCO", "vimco_signals"]
+
+
+def logsumexp(a, axis, keepdims=False):
+    """log sum exp over ``axis`` with the max subtracted (scipy's, without its per-call checks)."""
+    top = onp.max(a, axis=axis, keepdims=True)
+    top = onp.where(onp.isfinite(top), top, 0.0)
+    out = onp.log(onp.sum(onp.exp(a - top), axis=axis, keepdims=True)) + top
+    return out if keepdims else onp.squeeze(out, axis=axis)
 
 
 def vimco_signals(log_w):
@@ -29,7 +36,7 @@ def vimco_signals(log_w):
     -----
     Each sample's weight is replaced by the geometric mean of the others, which does not
     depend on sample s, so subtracting the resulting bound keeps the estimator unbiased.
-    Everything is in log space with the maximum subtracted (scipy's logsumexp).
+    Everything is in log space with the maximum subtracted (:func:`logsumexp`).
     """
     n_samples = log_w.shape[1]
     log_s = onp.log(n_samples)
@@ -94,7 +101,8 @@ class VIMCO(Estimator):
         x, q_logits, n_samples, reps = self._check_elbo_inputs(model, params, q_logits, x, n_samples, n_reps)
         rng = check_rng(rng)
         z = bernoulli_from_uniform(q_logits, uniform_open(rng, (reps, n_samples) + q_logits.shape))
-        log_q = onp.sum(z * q_logits - onp.asarray(softplus(q_logits)), axis=-1)
+        # per coordinate, so a row mixing psi ~ 1e12 and psi ~ 1 does not cancel
+        log_q = onp.sum(z * log_sigmoid(q_logits) + (1.0 - z) * log_sigmoid(-q_logits), axis=-1)
         log_w = onp.asarray(model.log_joint(params, x, z)) - log_q                # (R, S, N)
         _, signals = vimco_signals(log_w)
         weights = onp.exp(log_w - logsumexp(log_w, axis=1, keepdims=True))
