@@ -208,3 +208,14 @@ def test_leg_variance_matches_a_brute_force_enumeration():
     draws = estimators.get("leg").grad(f, psi, 2, rng=0, n_reps=N_REPS)
     for k in range(3):
         assert variance_z(draws[:, k], var[k] / 2) < 4.0
+
+
+@pytest.mark.parametrize("name", ["arms", "leg", "dcv", "rodeo", "gumbel_rao", "reinmax"])
+def test_extreme_logits_give_finite_estimates_and_zero_where_q_is_deterministic(name):
+    w = np.array([0.5, -1.0, 2.0])
+    f = lambda z: anp.tanh(anp.sum(z * w, axis=-1))                  # noqa: E731
+    logits = np.array([1e4, -1e4, 0.3])
+    with np.errstate(over="raise", invalid="raise", divide="raise"):      # underflow to 0 is fine
+        g = estimators.get(name).grad(f, logits, 3, rng=0, n_reps=50)
+    assert np.isfinite(g).all()
+    np.testing.assert_array_equal(g[:, :2], 0.0)
