@@ -259,9 +259,25 @@ def format_summary(result, digits=4):
     """The summary and the rank correlations as plain text (what ``vi-lab study`` prints)."""
     tabs = result.tables if hasattr(result, "tables") else result
     summary = tabs["summary"].copy()
-    text = [format_table(summary, digits=digits)]
+    fixed = {c: summary[c].dropna().iloc[0] for c in ("data", "K", "hidden", "method")
+             if c in summary and summary[c].dropna().nunique() == 1}
+    est = summary["rank"].notna() if "rank" in summary else summary.index == summary.index
+    for c in ("method",):
+        # references carry their own method name; the estimators' is what the grid fixed
+        if c in summary and summary.loc[est, c].nunique() == 1:
+            fixed[c] = summary.loc[est, c].iloc[0]
+    shown = summary.drop(columns=[c for c in fixed if c != "method"] + (["method"] if "method" in fixed else []))
+    if len(shown):
+        ci = [f"[{lo:.{digits - 1}g}, {hi:.{digits - 1}g}]" if onp.isfinite(lo) else "-"
+              for lo, hi in zip(shown["log_px_valid_lo"], shown["log_px_valid_hi"])]
+        at = list(shown.columns).index("log_px_valid_lo")
+        shown = shown.drop(columns=["log_px_valid_lo", "log_px_valid_hi"])
+        shown.insert(at, "95% t interval", ci)
+    where = ", ".join(f"{k}={v}" for k, v in fixed.items())
+    title = f"{summary.attrs.get('title', '')}" + (f"\n[{where}]" if where else "")
+    text = [format_table(shown, digits=digits, title=title)]
     corr = tabs["correlation"]
     if len(corr):
         text.append("")
-        text.append(format_table(corr, digits=3))
+        text.append(format_table(corr.drop(columns=[c for c in fixed if c in corr]), digits=3))
     return "\n".join(text)
