@@ -219,3 +219,22 @@ def test_extreme_logits_give_finite_estimates_and_zero_where_q_is_deterministic(
         g = estimators.get(name).grad(f, logits, 3, rng=0, n_reps=50)
     assert np.isfinite(g).all()
     np.testing.assert_array_equal(g[:, :2], 0.0)
+
+
+def test_tau_sweep_shows_gumbel_rao_and_reinmax_beside_straight_through():
+    """experiments.tau_sweep on the shared K = 3 problem (S = 1, R = 500), the bias against the exact gradient.
+
+    Measured: at tau = 0.5 Gumbel-Rao's squared bias 0.088 +- 0.008 against straight-through's
+    0.075 +- 0.010 (the same bias), its variance 0.28 against 0.79; at tau = 1 ReinMax's squared
+    bias 0.029 +- 0.005 against straight-through's 0.184 +- 0.010.
+    """
+    from conftest import estimator_problem
+    from vi_lab import experiments
+    model, params, q_logits, x = estimator_problem()
+    table = experiments.tau_sweep(model, params, q_logits, x, estimators=["straight_through", "gumbel_rao", "reinmax"],
+                                  taus=(0.5, 1.0), n_samples=1, reps=500)
+    row = {(r["estimator"], r["tau"]): r for r in table.to_dict("records")}
+    st, gr = row[("straight_through", 0.5)], row[("gumbel_rao", 0.5)]
+    assert abs(gr["bias2_q"] - st["bias2_q"]) < 4 * np.hypot(gr["bias2_q_se"], st["bias2_q_se"])
+    assert gr["var_q"] < 0.6 * st["var_q"]
+    assert row[("reinmax", 1.0)]["bias2_q"] + 4 * row[("reinmax", 1.0)]["bias2_q_se"] < row[("straight_through", 1.0)]["bias2_q"]
