@@ -191,3 +191,77 @@ def test_math_guide_score_function_variance_identity_holds_by_enumeration():
                 gk = (f - b) * score[:, k]
                 return q @ gk ** 2 - (q @ gk) ** 2
             assert var_k(b_star[k]) <= min(var_k(b_star[k] + d) for d in (-0.1, 0.1, 1.0))
+
+
+def _notebook_index():
+    """{"02": {"sections": {"1", "3", "3.1"}, "exercises": {"1", "2"}, "questions": {"1"}}, ...},
+    read from the notebooks' Markdown headings and prediction questions."""
+    import nbformat
+
+    index = {}
+    for path in sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb")):
+        nb = nbformat.read(path, as_version=4)
+        entry = index.setdefault(path.name[:2], {"sections": set(), "exercises": set(), "questions": set(),
+                                                  "doc": f"notebooks/{path.stem}"})
+        for cell in nb.cells:
+            if cell.cell_type != "markdown":
+                continue
+            for line in cell.source.splitlines():
+                heading = re.match(r"#{2,3}\s+(\d+(?:\.\d+)?)\.?\s", line)
+                if heading:
+                    entry["sections"].add(heading.group(1))
+                exercise = re.match(r"#{2,4}\s+Exercise\s+(\d+)", line)
+                if exercise:
+                    entry["exercises"].add(exercise.group(1))
+            for question in re.finditer(r"\*\*Question\s+(\d+)", cell.source):
+                entry["questions"].add(question.group(1))
+    return index
+
+
+def _cited(text):
+    """(notebook, kind, number) for every '02 §3', '02 §1-3', '06 Exercise 1', '01 Question 2'."""
+    cited = []
+    for nb, first, last in re.findall(r"\b(\d\d) §(\d+(?:\.\d+)?)(?:-(\d+(?:\.\d+)?))?", text):
+        if last:
+            cited += [(nb, "sections", str(n)) for n in range(int(first), int(float(last)) + 1)]
+        else:
+            cited.append((nb, "sections", first))
+    cited += [(nb, "exercises", n) for nb, n in re.findall(r"\b(\d\d) Exercise (\d+)", text)]
+    cited += [(nb, "questions", n) for nb, n in re.findall(r"\b(\d\d) Question (\d+)", text)]
+    return cited
+
+
+def test_every_notebook_section_the_lecture_guide_cites_exists():
+    text = (DOCS / "lecture_guide.md").read_text(encoding="utf-8")
+    index = _notebook_index()
+    cited = _cited(text)
+    assert len(cited) >= 40, "the lecture guide should cite the notebook sections it shows"
+    missing = sorted({c for c in cited if c[0] not in index or c[2] not in index[c[0]][c[1]]})
+    assert not missing, f"the lecture guide cites notebook parts that do not exist: {missing}"
+    # a bare '§3' that names no notebook cannot be checked: every § follows a notebook number
+    bare = re.findall(r"(?<!\d\d )§\d", text)
+    assert not bare, f"section references without a notebook number: {bare[:5]}"
+    # the check can fail: a section that no notebook has is reported
+    assert ("02", "sections", "99") not in {(n, k, v) for n, k, v in cited}
+    assert "99" not in index["02"]["sections"]
+    for doc in re.findall(r"\{doc\}`[^`<]*<?(notebooks/[^`>]+)>?`", text):
+        assert (ROOT / f"{doc}.ipynb").is_file(), f"the lecture guide links a missing notebook: {doc}"
+
+
+def test_lecture_guide_has_two_timed_sessions_with_an_exercise_each():
+    text = (DOCS / "lecture_guide.md").read_text(encoding="utf-8")
+    sessions = re.split(r"^## Session \d", text, flags=re.MULTILINE)[1:]
+    assert len(sessions) == 2, "two sessions"
+    for session in sessions:
+        rows = re.findall(r"^\| (\d+)-(\d+) \|", session, flags=re.MULTILINE)
+        assert rows and rows[0][0] == "0" and rows[-1][1] == "90", "each session's plan runs from 0 to 90 minutes"
+        assert all(int(b) == int(a2) for (_, b), (a2, _) in zip(rows, rows[1:])), "the time slots must be contiguous"
+        assert session.count("**In-class exercise**") == 1
+    # the figures it names are ones the CLI writes
+    import inspect
+
+    from vi_lab.plotting import experiments as figures
+    stems = set(re.findall(r'figs\["(\w+)"\]', inspect.getsource(figures.figures_for)))
+    named = set(re.findall(r"`(\w+)\.png`", text))
+    assert named and named <= stems, f"figures the CLI does not write: {named - stems}"
+    assert "variance" in text and "the slowest" in text

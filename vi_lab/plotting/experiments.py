@@ -4,9 +4,9 @@ Every function takes a long-form :class:`pandas.DataFrame` as the experiments re
 returns a :class:`matplotlib.figure.Figure`; nothing here computes more than a mean.
 
 Figures that compare estimators draw at most six series per panel, each with its own colour
-and line style: with more, one panel per family (:func:`vi_lab.plotting.style.panels`), on a
+and line style: with more, one panel per family (:func:`vi_lab.plotting.panels`), on a
 shared y axis so that panels can be compared. Every estimator has the same look in every
-figure (:data:`vi_lab.plotting.style.LOOKS`).
+figure (:data:`vi_lab.plotting.LOOKS`).
 """
 import numpy as onp
 
