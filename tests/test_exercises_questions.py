@@ -96,3 +96,80 @@ def test_disarm_is_exact_with_one_latent_only_at_zero():
           for phi in (0.0, 1.0, -0.5)}
     assert at[0.0] < 1e-20
     assert at[1.0] > 1e-5 and at[-0.5] > 1e-5
+
+
+def _early_stopping(run, step, patience=5):
+    valid = run.history["log_px_valid"]
+    return len(valid) > patience and max(valid[-patience:]) <= max(valid[:-patience])
+
+
+@pytest.mark.slow
+def test_notebook_03_gaps_are_measured_on_a_model_that_is_not_overfit():
+    """Notebook 03's setting (480 images, early stopping): held-out log p(x) ends near its best, and the
+    held-out amortization gap exceeds the training one (question 03.where_gap)."""
+    import numpy as onp
+    import vi_lab
+    from vi_lab import experiments, variational
+    rng = onp.random.default_rng(0)
+    model = vi_lab.BernoulliLVM(n_latent=8, n_obs=16, hidden=(32,))
+    x_train = vi_lab.data.bars_and_stripes(side=4, noise=0.05, n_repeats=16, rng=rng)
+    x_valid = vi_lab.data.bars_and_stripes(side=4, noise=0.05, n_repeats=2, rng=rng)
+    encoder = variational.Encoder(n_obs=16, n_latent=8, hidden=(64,))
+    result = vi_lab.inference.fit(model, x_train, method="amortized", estimator="exact", family=encoder, steps=1000,
+                                  learning_rate=0.03, x_valid=x_valid, record_every=10, rng=3, progress=False,
+                                  callback=_early_stopping)
+    valid = onp.array(result.history["log_px_valid"])
+    assert result.history["step"][-1] < 1000 and valid.max() - valid[-1] < 0.25
+    x_both = onp.vstack([x_train, x_valid])
+    split = ["train"] * len(x_train) + ["valid"] * len(x_valid)
+    gaps = experiments.tightness(model, result.params, x_both, encoder.logits(result.q_params, x_both), ks=(),
+                                 split=split)
+    mean = gaps.groupby("split")["amortization_gap"].mean()
+    assert mean["valid"] > 2 * mean["train"]
+    assert gaps["amortization_gap"].min() >= -1e-9                          # question 03.gap_sign
+
+
+@pytest.mark.slow
+def test_notebook_04_rws_is_best_on_training_data_only():
+    """Notebook 04's statement: of the estimator-based methods RWS has the highest training and the
+    lowest held-out log p(x) after 400 steps, and wake-sleep's encoder the largest KL(q || p)."""
+    import vi_lab
+    from vi_lab import estimators, inference
+    model, _, x_train, x_valid = vi_lab.data.default(0)
+    runs = {"amortized": dict(method="amortized", estimator=estimators.get("score_function", baseline="rloo"),
+                              n_samples=2),
+            "wake_sleep": dict(method="wake_sleep"),
+            "reweighted_wake_sleep": dict(method="reweighted_wake_sleep", n_samples=5)}
+    last = {}
+    for name, options in runs.items():
+        h = inference.fit(model, x_train, steps=400, learning_rate=0.01, x_valid=x_valid, record_every=400, rng=1,
+                          progress=False, **options).history
+        last[name] = (h["log_px_train"][-1], h["log_px_valid"][-1], h["kl_gap"][-1])
+    assert max(last, key=lambda n: last[n][0]) == "reweighted_wake_sleep"
+    assert min(last, key=lambda n: last[n][1]) == "reweighted_wake_sleep"
+    assert max(last, key=lambda n: last[n][2]) == "wake_sleep"                # question 04.largest_gap
+
+
+def test_notebook_01_ambiguous_image_has_several_explanations():
+    """Notebook 01's setting: the chosen image's two best states predict different images and both carry
+    real mass, while the highest-entropy (blank) image's two best states predict the same image."""
+    import numpy as onp
+    import vi_lab
+    from vi_lab import exact
+    rng = onp.random.default_rng(0)
+    model = vi_lab.BernoulliLVM(n_latent=8, n_obs=16, hidden=(32,))
+    model.sample(model.init_params(rng), 20, rng)              # the draws the notebook makes first
+    x_train = vi_lab.data.bars_and_stripes(side=4, noise=0.05, n_repeats=4, rng=rng)
+    params = vi_lab.inference.fit(model, x_train, method="exact_ml", steps=200, learning_rate=0.05, rng=1,
+                                  progress=False).params
+    states = exact.all_states(8)
+    posterior = exact.posterior(model, params, x_train)
+    predicted = vi_lab.nn.sigmoid(model.decoder_logits(params, states))
+    best_two = onp.argsort(-posterior, axis=1)[:, :2]
+    difference = onp.abs(predicted[best_two[:, 0]] - predicted[best_two[:, 1]]).sum(axis=1)
+    second = onp.where(difference > 1.0, posterior[onp.arange(len(x_train)), best_two[:, 1]], 0.0)
+    ambiguous = int(onp.argmax(second))
+    assert second[ambiguous] > 0.2 and x_train[ambiguous].sum() > 0
+    entropy = -onp.sum(posterior * onp.log(onp.maximum(posterior, 1e-300)), axis=1)
+    blank = int(onp.argmax(entropy))
+    assert x_train[blank].sum() == 0 and difference[blank] < 0.5
