@@ -23,6 +23,7 @@ from .estimators import (check_score_function, check_relaxed_sample, check_concr
 from .tightness import check_iwae, check_gaps
 from .capstone import check_chunked_log_marginal, check_effective_sample_size
 from .questions import QUESTIONS, check_answer
+from .vae import check_reparam_sample, check_reparam_elbo, check_reparam_gradient
 
 # Checkers by notebook, in the order the notebooks use them.
 CHECKERS = {
@@ -35,6 +36,7 @@ CHECKERS = {
     "06_variance_reduction": ["check_leave_one_out", "check_disarm"],
     "07_elbo_tightness": ["check_iwae", "check_gaps"],
     "08_capstone_digits": ["check_chunked_log_marginal", "check_effective_sample_size"],
+    "09_variational_autoencoder": ["check_reparam_sample", "check_reparam_elbo", "check_reparam_gradient"],
 }
 
 __all__ = ["CheckResult", "compare_arrays", "compare_monte_carlo", "run_student", "CHECKERS", "QUESTIONS",

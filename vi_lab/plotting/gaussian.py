@@ -169,7 +169,7 @@ def gaussian_learning_curves(histories, x="step", title=None):
     -------
     matplotlib.figure.Figure
         Left: log p(x) (solid, training; the held-out curve of the same colour is thinner);
-        right: the KL gap log p(x) - ELBO of the encoder's q, both by quadrature.
+        right: the KL gap log p(x) - ELBO = KL(q || p(z|x)) of the encoder's q, both by quadrature.
     """
     if not histories:
         raise ValueError("histories: expected at least one run (label -> FitResult.history)")
@@ -191,8 +191,8 @@ def gaussian_learning_curves(histories, x="step", title=None):
                                                             label=f"{name} (held-out)"))
             axes[1].plot(xs, onp.asarray(h["log_px_train"]) - onp.asarray(h["elbo_exact"]), **look)
         axes[0].set_ylabel(f"mean log p(x) [{NATS}]")
-        axes[1].set_ylabel(f"KL(q || p(z|x)) = log p(x) - ELBO [{NATS}]")
-        axes[1].set_yscale("log")
+        axes[1].set_ylabel(f"KL gap = log p(x) - ELBO [{NATS}]")
+        axes[1].set_ylim(bottom=0)
         for ax in axes:
             ax.set_xlabel(labels[x])
             if x == "decoder_evals":
