@@ -248,6 +248,15 @@ def test_learning_curves_are_drawn_against_decoder_evaluations_on_a_log_axis():
     assert right_end["exact_ml"] / right_end["disarm"] == 2 ** 8 / 4      # exact_ml is not drawn as cheap
     with pytest.raises(ValueError, match="x"):
         plotting.train_compare_curves(pd.DataFrame(_history_rows(["arm"])), x="minutes")
+    # the table of experiments.train_compare: evaluations per training image, and its note
+    table = pd.DataFrame(_history_rows(["disarm", "exact_ml"]))
+    table["evals_per_datapoint"] = table["decoder_evals"] / 30
+    table.attrs["overfitting_control"] = "overfitting control: early stopping on held-out exact log p(x)"
+    fig = plotting.train_compare_curves(table)
+    assert "per training image" in fig.axes[-1].get_xlabel()
+    assert "early stopping" in fig._suptitle.get_text()
+    right_end = {line.get_label(): onp.max(line.get_xdata()) for line in fig.axes[0].get_lines()}
+    assert right_end["exact_ml"] / right_end["disarm"] == 2 ** 8 / 4
 
 
 def test_slides_style_is_16_by_9_with_legends_inside_the_axes():

@@ -387,11 +387,12 @@ def bias_variance_vs_tau(table):
     return fig
 
 
-_X_LABEL = {"decoder_evals": "decoder evaluations (cumulative, log scale)", "seconds": "training wall time [s]",
+_X_LABEL = {"evals_per_datapoint": "decoder evaluations per training image (cumulative, log scale)",
+            "decoder_evals": "decoder evaluations (cumulative, log scale)", "seconds": "training wall time [s]",
             "step": "training step"}
 
 
-def train_compare_curves(table, x="decoder_evals", splits=None):
+def train_compare_curves(table, x=None, splits=None, note=None):
     """Exact log p(x) during training for each method, against cost: decoder evaluations or wall time.
 
     Parameters
@@ -399,14 +400,18 @@ def train_compare_curves(table, x="decoder_evals", splits=None):
     table : pandas.DataFrame
         The long-form history table of :func:`vi_lab.experiments.train_compare`: columns
         ``method``, ``step``, ``seconds``, ``decoder_evals``, ``log_px_train``, ``log_px_valid``.
-    x : {"decoder_evals", "seconds", "step"}, default "decoder_evals"
-        The cost on the horizontal axis. Decoder evaluations are the cost that matters and do
-        not depend on the machine (log scale: exact methods pay 2**K per datapoint and step,
-        DisARM 2 per sample); wall time is the second view.
+    x : {"evals_per_datapoint", "decoder_evals", "seconds", "step"}, optional
+        The cost on the horizontal axis; default ``evals_per_datapoint`` if the table has it,
+        else ``decoder_evals``. Decoder evaluations are the cost that matters and do not depend
+        on the machine (log scale: exact methods pay 2**K per datapoint and step, DisARM 2 per
+        sample); wall time ("seconds") is the second view.
     splits : list of {"train", "valid"}, optional
         Rows of panels. Default both (training on top, held-out below); under
         ``style("slides")`` only held-out (what generalizes), so that a slide has room for the
         legends inside the panels.
+    note : str, optional
+        A line under the title saying how overfitting was kept out of the comparison (default
+        ``table.attrs["overfitting_control"]``, which :func:`vi_lab.experiments.train_compare` sets).
 
     Notes
     -----
@@ -414,8 +419,12 @@ def train_compare_curves(table, x="decoder_evals", splits=None):
     references) when there are more than six, on shared y axes; top row the training data,
     bottom row held-out data.
     """
+    if x is None:
+        x = "evals_per_datapoint" if "evals_per_datapoint" in table.columns else "decoder_evals"
     if x not in _X_LABEL:
         raise ValueError(f"x: expected one of {', '.join(_X_LABEL)}, got {x!r}")
+    if note is None:
+        note = table.attrs.get("overfitting_control")
     if x not in table.columns:
         raise ValueError(f"x: the history table has no column {x!r}; columns are {list(table.columns)}")
     available = [s for s in ("train", "valid") if f"log_px_{s}" in table.columns
@@ -436,13 +445,13 @@ def train_compare_curves(table, x="decoder_evals", splits=None):
             for name in names:
                 rows = _where(table, method=name)
                 xs = _col(rows, x)
-                keep = xs > 0 if x == "decoder_evals" else onp.ones(len(xs), dtype=bool)
+                keep = xs > 0 if x in ("decoder_evals", "evals_per_datapoint") else onp.ones(len(xs), dtype=bool)
                 every = max(1, int(keep.sum()) // 6)
                 for i, split in enumerate(splits):
                     axes[i, j].plot(xs[keep], _col(rows, f"log_px_{split}")[keep], markevery=every,
                                     **lines[name])
             for i in range(len(splits)):
-                if x == "decoder_evals":
+                if x in ("decoder_evals", "evals_per_datapoint"):
                     axes[i, j].set_xscale("log")
                     _tidy_log_x(axes[i, j])
             if len(groups) == 1:
@@ -453,8 +462,10 @@ def train_compare_curves(table, x="decoder_evals", splits=None):
             fig.supxlabel(_X_LABEL[x], fontsize="large")
         for i, split in enumerate(splits):
             axes[i, 0].set_ylabel(f"{'training' if split == 'train' else 'held-out'}\nlog p(x) [{NATS}]")
-        per = {"decoder_evals": "per decoder evaluation", "seconds": "per second of compute", "step": "per step"}[x]
-        fig.suptitle(f"Learning curves: exact mean log p(x), {per}")
+        per = {"decoder_evals": "per decoder evaluation", "evals_per_datapoint": "per decoder evaluation",
+               "seconds": "per second of compute", "step": "per step"}[x]
+        title = f"Learning curves: exact mean log p(x), {per}"
+        fig.suptitle(title + (f"\n{note}" if note else ""), linespacing=1.5)
         if len(groups) > 1:
             _panel_legends(axes[-1:], loc="bottom")   # below the curves, which rise to the upper right
         else:
@@ -649,9 +660,10 @@ def figures_for(results):
         figs["iwae_vs_k"] = iwae_vs_k(results["iwae"])
     if "history" in results:
         history = results["history"]
-        if "decoder_evals" in history.columns:
-            figs["learning_curves"] = train_compare_curves(history, x="decoder_evals")
-            figs["learning_curves_wall_time"] = train_compare_curves(history, x="seconds")
+        note = history.attrs.get("overfitting_control") or getattr(results, "config", {}).get("overfitting_control")
+        if {"decoder_evals", "evals_per_datapoint"} & set(history.columns):
+            figs["learning_curves"] = train_compare_curves(history, note=note)
+            figs["learning_curves_wall_time"] = train_compare_curves(history, x="seconds", note=note)
         else:
-            figs["learning_curves"] = train_compare_curves(history, x="seconds")
+            figs["learning_curves"] = train_compare_curves(history, x="seconds", note=note)
     return figs
