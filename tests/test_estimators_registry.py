@@ -5,7 +5,9 @@ import pytest
 from vi_lab import BernoulliLVM, estimators, exact
 
 BERNOULLI = ["exact", "score_function", "nvil", "concrete", "straight_through", "arm", "disarm", "rebar", "vimco",
-             "relax"]
+             "relax", "arms", "leg", "dcv", "rodeo", "gumbel_rao", "reinmax"]
+#: evaluations that depend on the model: exact enumerates 2**K states, LEG adds K flips to each draw
+_MODEL_COST = {"exact": lambda k: 2 ** k, "leg": lambda k: k + 1}
 
 
 @pytest.fixture(scope="module")
@@ -41,7 +43,8 @@ def test_attributes(name):
     assert est.min_samples in (1, 2)
     assert isinstance(est.reference, str) and est.reference
     assert est.evals_per_sample is None or est.evals_per_sample in (1, 2, 3)
-    assert est.cost(BernoulliLVM(5, 3)) == (32 if name == "exact" else est.evals_per_sample)
+    expected = _MODEL_COST[name](5) if name in _MODEL_COST else est.evals_per_sample
+    assert est.cost(BernoulliLVM(5, 3)) == expected
     assert est.__doc__ and "Notes" in est.__doc__ and "References" in est.__doc__
     rebuilt = estimators.get(**est.config())
     assert rebuilt.config() == est.config()
@@ -51,7 +54,8 @@ def test_documented_bias_flags():
     unbiased = {n: estimators.get(n).unbiased for n in BERNOULLI}
     assert unbiased == {"exact": True, "score_function": True, "nvil": False, "concrete": False,
                         "straight_through": False, "arm": True, "disarm": True, "rebar": True,
-                        "vimco": True, "relax": True}
+                        "vimco": True, "relax": True, "arms": True, "leg": True, "dcv": True, "rodeo": True,
+                        "gumbel_rao": False, "reinmax": False}
     assert not estimators.get("score_function", baseline="mean").unbiased
     assert estimators.get("nvil", normalize=False).unbiased
     assert estimators.get("score_function", baseline="rloo").min_samples == 2
