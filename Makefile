@@ -94,6 +94,7 @@ benchmark: $(VENV)/.installed
 	$(BIN)/python benchmarks/bench_exact.py
 	$(BIN)/python benchmarks/bench_estimators.py
 	$(BIN)/python benchmarks/bench_experiments.py
+	$(BIN)/python benchmarks/bench_scaling.py
 
 clean:
 	rm -rf $(VENV) docs/_build results .pytest_cache
