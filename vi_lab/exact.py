@@ -44,8 +44,8 @@ _BLOCK_ELEMENTS = 2 ** 18
 _MAX_TABLE = 2 ** 27
 #: Below this, a row's sum of exp(log p(x, z)) has lost precision to underflow (log p(x) < -575).
 _TINY_SUM = 1e-250
-#: The folded likelihood x . a - sum_l softplus(a_l) loses about eps * sum_l |a_l| nats to
-#: cancellation; a chunk whose largest sum_l |a_l| exceeds this (error bound ~1e-10 nats) takes the
+#: The folded likelihood x . a - sum_l softplus(a_l) loses about eps * sum_l softplus(a_l) nats to
+#: cancellation; a chunk where that sum exceeds this (error bound ~1e-10 nats) takes the
 #: per-coordinate form sum_l log sigmoid(+-a_l) instead (twice the matmul, nothing cancels).
 _FOLD_MAX_ABS = 1e6
 #: Measured throughput of the enumeration on one core of the development machine (flop/s,
@@ -244,15 +244,24 @@ def _check(model, params, x, q_logits=None):
 class _Rows:
     """The datapoints of one row block, in the two layouts the block matmul uses."""
 
-    def __init__(self, x):
+    def __init__(self, x, shift=None):
         self.x = x
         # x with a column of ones: the per-state constant rides along in the matmul
         self.aug = onp.hstack([x, onp.ones((x.shape[0], 1))])
+        # and optionally a column -shift_n (e.g. -log p(x_n)), so the block comes out shifted
+        self.shift = None if shift is None else -onp.asarray(shift, dtype=float)[:, None]
 
     @cached_property
     def split(self):
         # [x, 1 - x, 1] for the per-coordinate (non-cancelling) form; computed only if needed
-        return onp.hstack([self.x, 1.0 - self.x, onp.ones((self.x.shape[0], 1))])
+        return self._with_shift(onp.hstack([self.x, 1.0 - self.x, onp.ones((self.x.shape[0], 1))]))
+
+    @cached_property
+    def folded(self):
+        return self._with_shift(self.aug)
+
+    def _with_shift(self, columns):
+        return columns if self.shift is None else onp.hstack([columns, self.shift])
 
 
 def _joint_block(model, params, rows, states, a, ws, include_prior=True):
@@ -274,25 +283,30 @@ def _joint_block(model, params, rows, states, a, ws, include_prior=True):
     log p(x|z) = x . a(z) - sum_l softplus(a_l(z)), so the N x M x L work is one matmul, with the
     per-state constant log p(z) - sum_l softplus(a_l(z)) folded in as an extra column. That form
     cancels when |a| is huge (x . a and sum softplus(a) both ~1e10, the answer ~1), so a chunk
-    with sum_l |a_l| > _FOLD_MAX_ABS uses sum_l [x_l log sigmoid(a_l) + (1 - x_l) log sigmoid(-a_l)]:
+    with sum_l softplus(a_l) > _FOLD_MAX_ABS (a bound on what can cancel) uses sum_l [x_l log sigmoid(a_l) + (1 - x_l) log sigmoid(-a_l)]:
     every term <= 0, nothing cancels, at twice the matmul.
     """
     n_states, n_obs = a.shape
-    scratch = onp.abs(a, out=ws.array("abs", a.shape))
-    if scratch.sum(axis=1).max() <= _FOLD_MAX_ABS:
-        a_aug = ws.array("a_aug", (n_states, n_obs + 1))
-        a_aug[:, :-1] = a
-        row_sums = softplus_row_sums(a, out=scratch, scratch=ws.array("abs2", a.shape))
-        a_aug[:, -1] = onp.negative(row_sums, out=row_sums)
-        x_in = rows.aug
+    extra = 0 if rows.shift is None else 1               # a column of ones against -shift_n
+    row_sums = softplus_row_sums(a, out=ws.array("abs", a.shape), scratch=ws.array("abs2", a.shape))
+    # Cancellation needs a huge positive a_l (x_l a_l ~ softplus(a_l), both huge), so
+    # sum_l softplus(a_l) >= sum_l max(a_l, 0) bounds it; a huge negative a_l with x_l = 1 makes
+    # log p(x, z) itself huge and negative, so its rounding is relative and harmless.
+    if row_sums.max() <= _FOLD_MAX_ABS:
+        a_aug = ws.array("a_aug", (n_states, n_obs + 1 + extra))
+        a_aug[:, :n_obs] = a
+        a_aug[:, n_obs] = onp.negative(row_sums, out=row_sums)
+        x_in = rows.folded
     else:
-        a_aug = ws.array("a_aug_split", (n_states, 2 * n_obs + 1))
+        a_aug = ws.array("a_aug_split", (n_states, 2 * n_obs + 1 + extra))
         a_aug[:, :n_obs] = log_sigmoid(a)
-        a_aug[:, n_obs:-1] = log_sigmoid(-a)
-        a_aug[:, -1] = 0.0
+        a_aug[:, n_obs:2 * n_obs] = log_sigmoid(-a)
+        a_aug[:, 2 * n_obs] = 0.0
         x_in = rows.split
+    if extra:
+        a_aug[:, -1] = 1.0
     if include_prior:
-        a_aug[:, -1] += model.log_prior(params, states)
+        a_aug[:, -1 - extra] += model.log_prior(params, states)
     return onp.matmul(x_in, a_aug.T, out=ws.array("block", (x_in.shape[0], n_states)))
 
 
@@ -703,13 +717,12 @@ def log_marginal_grad(model, params, x, n_threads=None):
     grad = tree_zeros_like(params)
     hand = _hand_backward(model)
     for r in _row_blocks(x.shape[0]):
-        rows = _Rows(x[r])
-        log_px = _log_marginal_rows(model, params, rows.x, n_threads)
+        xr = x[r]
+        rows = _Rows(xr, shift=_log_marginal_rows(model, params, xr, n_threads))
 
         def work(start, states, ws):
             a, cache = _decoder_pass(model, params, states, hand, ws)
-            block = _joint_block(model, params, rows, states, a, ws)
-            block -= log_px[:, None]
+            block = _joint_block(model, params, rows, states, a, ws)     # log p(z | x_n)
             weights = onp.exp(block, out=block)
             return _state_weighted_grad(model, params, states, weights, rows, a, cache, ws, with_prior=True)
 
