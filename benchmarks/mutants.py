@@ -13,7 +13,8 @@ test files that should notice it. For every mutant this script
 
 then reverts the file and goes on. Mutants marked ``equivalent`` (with the argument why) are
 listed but not run and not counted. A baseline run of every selected test file on the
-unmutated copy must pass first, so a kill is the mutant's doing.
+unmutated copy comes first: tests that already fail there are deselected (and listed), so a
+kill is always the mutant's doing.
 
 Usage::
 
@@ -64,17 +65,20 @@ def env_for(copy):
     return env
 
 
-def run_tests(python, copy, tests, timeout):
-    """(status, seconds, tail of output): status 'pass', 'fail' or 'timeout'."""
-    cmd = [python, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider", "-p", "no:randomly",
+def run_tests(python, copy, tests, timeout, deselect=(), stop_first=True):
+    """(status, seconds, output): status 'pass', 'fail' or 'timeout'."""
+    cmd = [python, "-m", "pytest", "-q", "-rfE", "-p", "no:cacheprovider",
            "-W", "ignore::DeprecationWarning", *tests]
+    if stop_first:
+        cmd.insert(3, "-x")
+    for node in deselect:
+        cmd += ["--deselect", node]
     start = time.perf_counter()
     try:
         done = subprocess.run(cmd, cwd=copy, env=env_for(copy), capture_output=True, text=True, timeout=timeout)
     except subprocess.TimeoutExpired:
         return "timeout", time.perf_counter() - start, ""
-    tail = "\n".join((done.stdout + done.stderr).strip().splitlines()[-3:])
-    return ("pass" if done.returncode == 0 else "fail"), time.perf_counter() - start, tail
+    return ("pass" if done.returncode == 0 else "fail"), time.perf_counter() - start, done.stdout + done.stderr
 
 
 def check_import_path(python, copy):
@@ -101,6 +105,7 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--only", default="", help="run the mutants whose id starts with this prefix")
     parser.add_argument("--list", action="store_true", help="list the mutants and exit")
+    parser.add_argument("--check", action="store_true", help="only check that every mutant applies, then exit")
     parser.add_argument("--timeout", type=float, default=240.0, help="seconds per mutant (default 240)")
     parser.add_argument("--json", default=None, help="write per-mutant results to this file")
     parser.add_argument("--worktree", action="store_true",
@@ -123,16 +128,29 @@ def main(argv=None):
     try:
         check_import_path(args.python, copy)
         to_run = [m for m in chosen if not m.get("equivalent")]
-        baseline = sorted({t for m in to_run for t in m["tests"]})
-        print(f"baseline: {len(baseline)} test files on the unmutated copy ...", flush=True)
-        for test in baseline:
-            status, seconds, tail = run_tests(args.python, copy, [test], args.timeout * 2)
-            if status != "pass":
-                raise SystemExit(f"mutants: baseline {test} does not pass ({status}):\n{tail}")
-        for m in to_run:                        # stale mutants are set-up errors: find them all first
+        for m in to_run:                        # stale mutants are set-up errors: find them before any work
             path, original = apply(copy, m)
             with open(path, "w", encoding="utf-8") as fh:
                 fh.write(original)
+        if args.check:
+            print(f"mutants: all {len(to_run)} apply cleanly")
+            return 0
+        baseline = sorted({t for m in to_run for t in m["tests"]})
+        print(f"baseline: {len(baseline)} test files on the unmutated copy ...", flush=True)
+        # tests that already fail on the unmutated code (someone's work in progress) are
+        # deselected, so a kill is always the mutant's doing; they are listed in the summary
+        broken = []
+        for test in baseline:
+            status, seconds, out = run_tests(args.python, copy, [test], args.timeout * 4, stop_first=False)
+            if status == "timeout":
+                raise SystemExit(f"mutants: baseline {test} timed out")
+            if status != "pass":
+                failed = [line.split()[1] for line in out.splitlines()
+                          if line.startswith(("FAILED ", "ERROR ")) and len(line.split()) > 1]
+                if not failed:
+                    raise SystemExit(f"mutants: baseline {test} does not pass and names no failing test:\n{out[-2000:]}")
+                broken += failed
+                print(f"  baseline: {len(failed)} already failing in {test}, deselected", flush=True)
         for i, m in enumerate(chosen, 1):
             if m.get("equivalent"):
                 results.append({"id": m["id"], "status": "equivalent", "why": m["equivalent"]})
@@ -140,7 +158,7 @@ def main(argv=None):
                 continue
             path, original = apply(copy, m)
             try:
-                status, seconds, tail = run_tests(args.python, copy, m["tests"], args.timeout)
+                status, seconds, _ = run_tests(args.python, copy, m["tests"], args.timeout, deselect=broken)
             finally:
                 with open(path, "w", encoding="utf-8") as fh:
                     fh.write(original)
@@ -157,6 +175,8 @@ def main(argv=None):
     print(f"mutants: {len(results)} ({len(results) - len(counted)} equivalent, not counted)")
     if counted:
         print(f"killed {killed} of {len(counted)} non-equivalent mutants: kill rate {100.0 * killed / len(counted):.1f}%")
+    if broken:
+        print(f"deselected (failing before any mutation): {', '.join(broken)}")
     for r in counted:
         if r["status"] == "survived":
             print(f"  SURVIVED {r['id']}: {r['what']} ({r['file']})")
