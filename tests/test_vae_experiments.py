@@ -92,6 +92,15 @@ def test_train_compare_gaussian_has_the_bernoulli_tables_and_exact_curves():
                                 quadrature.gaussian_log_marginal(model, final, x_valid).mean(), rtol=1e-12)
     first, last = h[h["method"] == "reparam"]["log_px_train"].iloc[[0, -1]]
     assert last > first
+    assert not res["summary"]["stopped_early"].any()
+    # early stopping: patience 1 stops a run at the first record without a better held-out value
+    short = gaussian_train_compare(latent=2, data="model", hidden=(8,), steps=200, record_every=5,
+                                   estimators=["gaussian_score_function"], methods=[], patience=1,
+                                   learning_rate=0.2)
+    row = short["summary"].iloc[0]
+    hist = short["history"]
+    valid = hist["log_px_valid"].to_numpy()
+    assert row["stopped_early"] and row["stopped_step"] < 200 and valid[-1] <= valid[:-1].max()
 
 
 def test_train_compare_gaussian_k3_reports_labelled_estimates_and_bad_arguments_raise():

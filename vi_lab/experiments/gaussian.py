@@ -275,15 +275,38 @@ def gaussian_tightness(model, params, x, q_params, ks=(1, 10, 100, 1000), iwae_r
 
 
 # ---------------------------------------------------------------------------- train-compare
-def load_gaussian_data(name="digits", latent=2, seed=0):
+def load_gaussian_data(name="digits", latent=2, seed=0, valid_fraction=None):
     """Training and held-out data: "digits", "bars" (as :func:`~vi_lab.experiments.load_data`) or
-    "model" (240 samples of a random GaussianLVM with ``latent`` latents and 16 pixels, 75/25 split)."""
+    "model" (240 samples of a random GaussianLVM with ``latent`` latents and 16 pixels, 75/25 split
+    unless ``valid_fraction`` says otherwise)."""
     from .problem import load_data
     if name == "model":
         truth = GaussianLVM(latent, 16, hidden=(32,))
         _, x = truth.sample(truth.init_params(seed + 1, scale=3.0), 240, rng=seed)
-        return _data.split(x, 0.25, seed)
-    return load_data(name, latent, seed)
+        return _data.split(x, 0.25 if valid_fraction is None else valid_fraction, seed)
+    if valid_fraction is None:
+        return load_data(name, latent, seed)
+    return load_data(name, latent, seed, valid_fraction=valid_fraction)
+
+
+def _early_stop(patience, key):
+    """fit callback: stop after ``patience`` records without a better held-out value in column ``key``."""
+    state = {"best": -onp.inf, "since": 0, "stopped": None}
+
+    def callback(result, step):
+        if not patience or key not in result.history:
+            return False
+        value = float(result.history[key][-1])
+        if value > state["best"]:
+            state.update(best=value, since=0)
+        else:
+            state["since"] += 1
+        if state["since"] >= patience:
+            state["stopped"] = int(step)
+            return True
+        return False
+
+    return state, callback
 
 
 _HISTORY = [("step", "step"), ("seconds", "wall_time"), ("decoder_evals", "decoder_evals"),
@@ -297,7 +320,7 @@ _HISTORY_IWAE = [("step", "step"), ("seconds", "wall_time"), ("decoder_evals", "
 
 def gaussian_train_compare(latent=2, data="digits", hidden=(32,), estimators=None, methods=None, steps=1000,
                            n_samples=2, learning_rate=0.01, batch_size=None, record_every=50, seed=0,
-                           progress=False, eval_size=None):
+                           progress=False, eval_size=None, encoder_hidden=None, valid_fraction=None, patience=0):
     """Learning curves of a Gaussian VAE trained with each estimator, in quadrature log p(x).
 
     Parameters
@@ -319,6 +342,13 @@ def gaussian_train_compare(latent=2, data="digits", hidden=(32,), estimators=Non
     eval_size : int, optional
         Record the training curves on a fixed subset of this many training rows
         (:func:`vi_lab.inference.fit`'s ``eval_size``); held-out curves use all of x_valid.
+    encoder_hidden : tuple of int, optional
+        Hidden widths of the GaussianEncoder; default ``hidden``.
+    valid_fraction : float, optional
+        Held-out fraction (default: that of :func:`load_gaussian_data` for the data set).
+    patience : int, default 0
+        Early stopping: a run stops after ``patience`` records without a better held-out log p(x)
+        (0: every run takes ``steps`` steps). ``stopped_step`` in the summary says where it stopped.
 
     Returns
     -------
@@ -329,13 +359,16 @@ def gaussian_train_compare(latent=2, data="digits", hidden=(32,), estimators=Non
         ``final_log_px_train, final_log_px_valid, best_log_px_valid, best_step, seconds,
         decoder_evals, evals_per_datapoint``), sorted by final training log p(x); the column names
         of :func:`~vi_lab.experiments.train_compare`, so its figure applies. No early stopping:
-        every run takes ``steps`` steps (``best_step`` says where held-out log p(x) peaked).
+        by default (``patience=0``) every run takes ``steps`` steps (``best_step`` says where
+        held-out log p(x) peaked).
     """
     from tqdm import tqdm
     from ..inference import fit, METHODS
     from ..variational import GaussianEncoder
 
     latent = 2 if latent is None else check_positive_int(latent, "latent")
+    patience = check_positive_int(patience, "patience", minimum=0)
+    encoder_hidden = tuple(hidden) if encoder_hidden is None else tuple(encoder_hidden)
     seed = as_seed(seed)
     steps = check_positive_int(steps, "steps")
     n_samples = check_positive_int(n_samples, "n_samples")
@@ -361,17 +394,20 @@ def gaussian_train_compare(latent=2, data="digits", hidden=(32,), estimators=Non
         runs.append((method, method, None))
     if not runs:
         raise ValueError("estimators/methods: nothing to train; name at least one estimator or method")
-    x_train, x_valid = load_gaussian_data(data, latent, seed)
+    x_train, x_valid = load_gaussian_data(data, latent, seed, valid_fraction)
     model = GaussianLVM(latent, x_train.shape[1], hidden=tuple(hidden))
     iwae = latent > quadrature.MAX_QUADRATURE_LATENT
     reference = "iwae_estimate" if iwae else "quadrature"
     keys = _HISTORY_IWAE if iwae else _HISTORY
+    what_valid = "IWAE estimate of log p(x)" if iwae else "quadrature log p(x)"
     rows, summary, final_params = [], [], {}
     for label, method, spec in tqdm(runs, desc="train-compare (gaussian)", disable=not progress, leave=False):
-        family = None if method == "exact_ml" else GaussianEncoder(model.n_obs, latent, hidden=tuple(hidden))
+        family = None if method == "exact_ml" else GaussianEncoder(model.n_obs, latent, hidden=encoder_hidden)
+        stop, callback = _early_stop(patience, "log_px_valid_iwae" if iwae else "log_px_valid")
         result = fit(model, x_train, method=method, estimator=build(spec) if spec else None, n_samples=n_samples,
                      steps=steps, batch_size=batch_size, learning_rate=learning_rate, x_valid=x_valid,
-                     record_every=record_every, rng=seed, progress=progress, family=family, eval_size=eval_size)
+                     record_every=record_every, rng=seed, progress=progress, family=family, eval_size=eval_size,
+                     callback=callback)
         if result.interrupted:
             raise KeyboardInterrupt
         h = result.history
@@ -387,7 +423,9 @@ def gaussian_train_compare(latent=2, data="digits", hidden=(32,), estimators=Non
         best = int(onp.nanargmax(valid)) if onp.isfinite(valid).any() else len(valid) - 1
         summary.append({"method": label, "reference": reference, "final_log_px_train": float(train[-1]),
                         "final_log_px_valid": float(valid[-1]), "best_log_px_valid": float(valid[best]),
-                        "best_step": int(h["step"][best]), "seconds": float(h["wall_time"][-1]),
+                        "best_step": int(h["step"][best]), "stopped_step": int(h["step"][-1]),
+                        "stopped_early": stop["stopped"] is not None and stop["stopped"] < steps,
+                        "seconds": float(h["wall_time"][-1]),
                         "decoder_evals": int(h["decoder_evals"][-1]),
                         "evals_per_datapoint": float(h["decoder_evals"][-1]) / x_train.shape[0]})
         final_params[label] = result.params
@@ -396,6 +434,10 @@ def gaussian_train_compare(latent=2, data="digits", hidden=(32,), estimators=Non
               "hidden": list(hidden), "estimators": specs, "methods": [r[0] for r in runs if r[2] is None],
               "steps": steps, "n_samples": n_samples, "learning_rate": learning_rate, "batch_size": batch_size,
               "record_every": record_every, "seed": seed, "eval_size": eval_size, "reference": reference,
+              "encoder_hidden": list(encoder_hidden), "valid_fraction": valid_fraction, "patience": patience,
+              "n_train": int(x_train.shape[0]),
+              "overfitting_control": (f"early stopping on held-out {what_valid} (patience {patience} records)"
+                                      if patience else "none: every run takes every step"),
               "runs": [r[0] for r in runs]}
     what = "IWAE(k=1000) estimate of" if iwae else "quadrature"
     tables = {"history": frame(rows, ["method", "reference"] + [c for c, _ in keys[:3]] + ["evals_per_datapoint"]
