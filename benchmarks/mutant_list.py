@@ -98,7 +98,7 @@ MUTANTS = [
          old="loo_mean = (log_w.sum(axis=1, keepdims=True) - log_w) / (n_samples - 1)",
          new="loo_mean = (log_w.sum(axis=1, keepdims=True) - log_w) / n_samples",
          what="VIMCO leave-one-out mean divided by S (still unbiased: a function of the others)",
-         tests=_TOY + _EST + ["tests/test_estimators_variance.py"]),
+         tests=["tests/test_reliability_estimators.py"] + _TOY + _EST),
     dict(id="vimco-theta-uniform", file="vi_lab/estimators/vimco.py",
          old="g_params = weighted_log_density_grads(model, params, x, z, weights)",
          new="g_params = weighted_log_density_grads(model, params, x, z, 1.0 / n_samples)",
