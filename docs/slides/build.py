@@ -128,10 +128,13 @@ def read_notebook(stem, execute, timeout):
 def merge(notebooks):
     """One notebook holding the cells of ``notebooks`` in order (each title cell opens a slide)."""
     merged = copy.deepcopy(notebooks[0])
-    for nb in notebooks[1:]:
+    for k, nb in enumerate(notebooks[1:], start=2):
         cells = copy.deepcopy(nb.cells)
         if cells:
             cells[0].metadata.setdefault("slideshow", {})["slide_type"] = "slide"
+        for cell in cells:          # cell ids must stay unique across the merged notebooks
+            if "id" in cell:
+                cell["id"] = f"nb{k}-{cell['id']}"[:64]
         merged.cells.extend(cells)
     return merged
 
