@@ -18,6 +18,11 @@ One entry point, :func:`fit`, runs any of the registered :data:`METHODS`:
 >>> sorted(result.history)[:3]
 ['decoder_evals', 'grad_norm', 'log_px_train']
 
+The same methods train the Gaussian-latent VAE (:class:`vi_lab.GaussianLVM`): pass the model, and
+``fit`` builds the Gaussian families (:class:`vi_lab.gaussian.GaussianMeanField`,
+:class:`vi_lab.variational.GaussianEncoder`), defaults to the ``reparam`` estimator and records
+Gauss-Hermite quadrature curves (K <= 2) or labelled IWAE estimates (K > 2).
+
 :func:`fit_local` finds the best mean-field q per datapoint for a fixed model;
 :func:`load` reads a run written by :meth:`FitResult.save`.
 """

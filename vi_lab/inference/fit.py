@@ -363,7 +363,7 @@ def fit(model, x, method="amortized", estimator=None, n_samples=1, steps=1000, b
     callback : callable, optional
         ``callback(result, step)`` after each record, with the run so far as a
         :class:`FitResult`; return True to stop training early.
-    record_iwae_k : int, default :data:`RECORD_IWAE_K` (1000)
+    record_iwae_k : int, default ``RECORD_IWAE_K`` (1000)
         Gaussian latents with K > 2 only (no quadrature there): k of the IWAE estimate recorded
         instead of the exact columns. The columns are then named as estimates:
         ``log_px_train_iwae`` and ``log_px_train_iwae_se`` (and ``log_px_valid_iwae(_se)`` with an
