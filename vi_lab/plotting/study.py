@@ -42,12 +42,26 @@ def _band(values):
 
 
 def _curve(group, x):
-    """Mean and 95% t band across seeds at each record (records are at the same steps for every seed)."""
+    """Mean and 95% t band across seeds at each record (records are at the same steps for every seed).
+
+    Against wall time (log axis) the record at step 0 (no training yet, ~0 s) is left out.
+    """
     rows = []
+    if x == "wall_time":
+        group = group[group["step"] > 0]
     for step, g in group.groupby("step", sort=True):
         m, lo, hi = _band(g["log_px_valid"])
         rows.append((float(g[x].mean()), m, lo, hi))
     return onp.array(rows, dtype=float).T if rows else onp.zeros((4, 0))
+
+
+def _log_ticks(axis):
+    """1-2-5 ticks with plain labels on a log axis (spans of less than a decade stay readable)."""
+    from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
+
+    axis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+    axis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+    axis.set_minor_formatter(NullFormatter())
 
 
 def _draw(ax, xs, m, lo, hi, name, label, every=None):
@@ -109,6 +123,7 @@ def log_px_vs_evals(result, points=None):
                             ax.axhspan(lo[-1], hi[-1], color=kw["color"], alpha=0.10, linewidth=0)
                 if row == 1:
                     ax.set_xscale("log")
+                    _log_ticks(ax.xaxis)
                 ax.set_xlabel("decoder evaluations per training datapoint" if row == 0 else
                               "training wall time [s]")
                 if j == 0:
@@ -165,6 +180,7 @@ def variance_vs_progress(result, points=None):
                     _draw(ax, g["progress"].to_numpy(float), g["var_q_x_cost"].to_numpy(float),
                           g["var_q_x_cost_lo"].to_numpy(float), g["var_q_x_cost_hi"].to_numpy(float), name, name, 1)
                 ax.set_yscale("log")
+                _log_ticks(ax.yaxis)
                 ax.set_xlabel("training progress (fraction of the run)")
                 if j == 0:
                     ax.set_ylabel("variance x cost\n(q-gradient)")

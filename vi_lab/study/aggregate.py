@@ -20,7 +20,10 @@ Aggregates across seeds (paired: seed s gives every estimator the same initializ
 - ``correlation``: per grid point and run kind: Spearman's rank correlation between the estimators'
   variance at equal cost (lower first: each seed's mean of log10 var_q_x_cost over the checkpoints)
   and their final held-out log p(x) (higher first). +1: the variance ranking predicts the log p(x)
-  ranking exactly. 95% interval: percentile bootstrap over seeds.
+  ranking exactly. Two 95% intervals: ``rho_lo, rho_hi`` a percentile bootstrap over seeds (how
+  stable the two rankings are to the seeds), ``rho_fisher_lo, rho_fisher_hi`` Fisher's z with the
+  Spearman variance 1.06 / (n - 3) over the n estimators (how far the correlation generalizes beyond
+  these n estimators; wide for n = 8).
 - ``summary``: ``final`` in one screen, best first per grid point.
 
 A grid point is (data, K, hidden, method, S); the references (exact_elbo, exact_ml) have no S, are
@@ -215,10 +218,16 @@ def _correlation(study, runs, variance):
                 boots = onp.asarray(boots)[onp.isfinite(boots)]
                 if boots.size:
                     lo, hi = (float(q) for q in onp.percentile(boots, [2.5, 97.5]))
-            rows.append(dict(zip(GRID, gkey), run=kind, n_estimators=lp.shape[1], n_seeds=len(both), rho=rho,
-                             rho_lo=lo, rho_hi=hi))
+            n = lp.shape[1]
+            # across estimators: Fisher z with the Spearman variance 1.06 / (n - 3) (Fieller et al. 1957)
+            f_lo = f_hi = onp.nan
+            if n > 3 and onp.isfinite(rho):
+                z, half = onp.arctanh(onp.clip(rho, -0.999999, 0.999999)), 1.96 * onp.sqrt(1.06 / (n - 3))
+                f_lo, f_hi = float(onp.tanh(z - half)), float(onp.tanh(z + half))
+            rows.append(dict(zip(GRID, gkey), run=kind, n_estimators=n, n_seeds=len(both), rho=rho,
+                             rho_lo=lo, rho_hi=hi, rho_fisher_lo=f_lo, rho_fisher_hi=f_hi))
     df = frame(rows, title=f"Study {study.name}: does the variance ranking predict the log p(x) ranking? "
-                           f"(Spearman rho, 95% bootstrap interval over seeds)")
+                           f"(Spearman rho; 95% intervals: bootstrap over seeds, Fisher z over estimators)")
     if len(df):
         df["S"] = df["S"].astype("Int64")
     return df

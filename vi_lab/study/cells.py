@@ -119,11 +119,15 @@ def train_cell(task):
             snapshots[step] = (result, copy.deepcopy(estimator))
         return False
 
-    result = fit(model, x_train, method=cell["method"], estimator=estimator,
-                 n_samples=1 if reference else cell["S"], steps=steps,
-                 batch_size=study.batch(cell["data"], cell["K"]), learning_rate=study.learning_rate,
-                 x_valid=x_valid, record_every=every, rng=run_seed(study, cell), progress=False, family=family,
-                 callback=capture, eval_size=study.eval_size)
+    try:
+        result = fit(model, x_train, method=cell["method"], estimator=estimator,
+                     n_samples=1 if reference else cell["S"], steps=steps,
+                     batch_size=study.batch(cell["data"], cell["K"]), learning_rate=study.learning_rate,
+                     x_valid=x_valid, record_every=every, rng=run_seed(study, cell), progress=False,
+                     family=family, callback=capture, eval_size=study.eval_size)
+    except ValueError as error:              # e.g. a diverging run: name the cell, keep the finished ones
+        raise ValueError(f"cell {cell['estimator']} S={cell['S']} seed {cell['seed']} ({cell['data']}, "
+                         f"K={cell['K']}): {error}") from None
     if result.interrupted:                   # fit turns Ctrl-C into a partial run; a study keeps whole cells only
         raise KeyboardInterrupt
     variance = []
