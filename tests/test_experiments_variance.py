@@ -219,3 +219,67 @@ def test_tau_sweep_bias_grows_with_temperature(problem):
     assert high["var_q"] < low["var_q"]
     with pytest.raises(ValueError, match="no temperature"):
         tau_sweep(model, params, q_logits, x, estimators=["arm"], taus=[1.0], reps=2)
+
+
+# ---------------------------------------------------------------------------- chunks, size guards, cells
+def test_bias2_se_is_the_same_whichever_gram_matrix_is_used():
+    """tr(S^2) is taken from the smaller of the R x R and D x D Gram matrices; both give the same number."""
+    rng = onp.random.default_rng(3)
+    truth = rng.standard_normal(6)
+    few = truth + rng.standard_normal((5, 6))            # R < D: R x R
+    many = truth + rng.standard_normal((40, 6))          # R > D: D x D
+    for draws in (few, many):
+        r = draws.shape[0]
+        centered = draws - draws.mean(0)
+        s = centered.T @ centered / (r - 1)
+        dof = r - 1
+        tr_s2 = dof ** 2 / ((dof - 1) * (dof + 2)) * (onp.trace(s @ s) - onp.trace(s) ** 2 / dof)
+        err = draws.mean(0) - truth
+        bsb = max(0.0, err @ s @ err - max(0.0, tr_s2) / r)
+        rr = r * (r - 1)
+        expected = onp.sqrt(4.0 * (r - 2) / rr * bsb + 2.0 / rr * (max(0.0, tr_s2) + 2.0 * bsb))
+        assert gradient_stats(draws, truth)["bias2_se"] == pytest.approx(expected, rel=1e-10)
+
+
+def test_replicates_in_many_small_chunks_are_still_independent_estimates(problem, monkeypatch):
+    import sys
+    variance_module = sys.modules["vi_lab.experiments.variance"]   # (vi_lab.experiments.variance is the function)
+    model, params, q_logits, x = problem
+    est = estimators.get("score_function", baseline="rloo")
+    one = variance_module.bytes_per_rep(est, model, 4, 3)
+    monkeypatch.setattr(variance_module, "CALL_BYTES", one + 1)       # one replicate per call
+    assert variance_module.measurement_chunks(est, model, 4, 3, 400) == [1] * 400
+    t = variance(model, params, q_logits, x, estimators=["rloo", "exact"], samples=[3], reps=400, rng=0)
+    row = _row(t, "rloo")
+    assert abs(row["bias2_q"]) < N_SE * row["bias2_q_se"] and row["var_q"] > 0
+    assert _row(t, "exact")["var_q"] == 0.0
+
+
+def test_size_guard_refuses_before_any_work(problem, monkeypatch):
+    model, params, q_logits, x = problem
+    monkeypatch.setattr(vi_lab.exact, "elbo_grad", lambda *a, **k: (_ for _ in ()).throw(AssertionError("work")))
+    with pytest.raises(ValueError, match="reps: R = 10,000,000,000 estimates .* GiB"):
+        variance(model, params, q_logits, x, estimators=["arm"], samples=[1], reps=10 ** 10)
+    with pytest.raises(ValueError, match="samples: vimco at S = 100,000 needs about .* GiB for one estimate"):
+        variance(model, params, q_logits, x, estimators=["vimco"], samples=[100_000], reps=2)
+
+
+@pytest.mark.slow
+def test_run_variance_on_two_processes_gives_the_serial_table():
+    from vi_lab.experiments import run_variance, without_wall_clock
+    kw = dict(latent=3, n_data=4, reps=5, samples=[2, 4], checkpoints=[0, 5], estimators=["arm", "rloo", "concrete",
+              "nvil"], taus=[0.5, 1.0], tau_samples=2, warmup=2)
+    serial, parallel = run_variance(jobs=1, **kw), run_variance(jobs=2, **kw)
+    for name in ("variance", "tau"):
+        assert without_wall_clock(serial[name]).to_csv() == without_wall_clock(parallel[name]).to_csv()
+    # and the serial table is that of the plain function, one checkpoint at a time
+    from vi_lab.experiments import train_checkpoints
+    from vi_lab.experiments.problem import load_data, make_model
+    x_train, x_valid = load_data("bars", 3, 0)
+    model = make_model(3, 16, (32,), 120)
+    last = train_checkpoints(model, x_train, x_valid, [0, 5], rng=0)[-1]
+    x = x_train[:4]
+    direct = variance(model, last.params, last.q_logits(x), x, estimators=kw["estimators"], samples=[2, 4], reps=5,
+                      rng=0, checkpoint=5, warmup=2)
+    mine = serial["variance"][serial["variance"]["checkpoint"] == 5].reset_index(drop=True)
+    pd.testing.assert_frame_equal(without_wall_clock(direct), without_wall_clock(mine))

@@ -20,34 +20,58 @@ from .results import Results
 from .specs import as_seed, build
 from .table import frame
 from .tightness import DEFAULT_KS, check_iwae_size, iwae_curve, sleep_encoder, tightness, tightness_summary
-from .variance import (DEFAULT_SAMPLES, DEFAULT_TAUS, _label, _resolve, check_size, tau_estimators, tau_sweep,
-                       variance)
+from .variance import (COLUMNS, DEFAULT_SAMPLES, DEFAULT_TAUS, _label, _resolve, _with_tau, check_size,
+                       estimate_chunk, measurement_chunks, summarize, tau_estimators, truth, warm)
 
 __all__ = ["run_variance", "run_tightness", "compare", "variance_summary"]
 
 
 def _variance_cell(cell):
-    """One cell of :func:`run_variance`: one estimator at one S (or one tau) at one checkpoint.
+    """One cell of :func:`run_variance`: a warm-up of a stateful estimator, or one chunk of estimates.
 
-    Every random stream inside comes from (seed, estimator, S, tau, checkpoint) (see
-    :func:`~vi_lab.experiments.specs.spec_rng`), so a cell gives the same row in any process and order.
+    Every random stream inside comes from (seed, estimator, S, tau, checkpoint, chunk) (see
+    :func:`~vi_lab.experiments.variance.chunk_rng`), so a cell gives the same numbers in any process and order.
     """
-    if cell["tau"] is None:
-        return variance(cell["model"], cell["params"], cell["q_logits"], cell["x"], estimators=[cell["spec"]],
-                        samples=[cell["S"]], reps=cell["reps"], rng=cell["seed"], checkpoint=cell["checkpoint"],
-                        model_grad=cell["model_grad"], warmup=cell["warmup"])
-    return tau_sweep(cell["model"], cell["params"], cell["q_logits"], cell["x"], estimators=[cell["spec"]],
-                     taus=[cell["tau"]], n_samples=cell["S"], reps=cell["reps"], rng=cell["seed"],
-                     checkpoint=cell["checkpoint"])
+    if cell["kind"] == "warm":
+        return warm(cell["spec"], cell["model"], cell["params"], cell["q_logits"], cell["x"], cell["warmup"],
+                    cell["seed"], cell["checkpoint"])
+    return estimate_chunk(cell["spec"], cell["model"], cell["params"], cell["q_logits"], cell["x"], cell["S"],
+                          cell["n_reps"], cell["seed"], cell["checkpoint"], cell["chunk"], tau=cell["tau"],
+                          model_grad=cell["model_grad"], est=cell["est"])
 
 
 def _cell_label(cell):
+    if cell["kind"] == "warm":
+        return f"{_label(cell['spec'])} warm-up @{cell['checkpoint']}"
     what = f"S={cell['S']}" if cell["tau"] is None else f"tau={cell['tau']:g}"
-    return f"{_label(cell['spec'])} {what} @{cell['checkpoint']}"
+    return f"{_label(cell['spec'])} {what} @{cell['checkpoint']} part {cell['chunk'] + 1}"
 
 
-def _concat(parts):
-    return frame(pd.concat(parts, ignore_index=True), list(parts[0].columns), parts[0].attrs.get("title", ""))
+def _measure_all(groups, jobs, progress):
+    """Rows of the variance table for ``groups`` (one per checkpoint, estimator, S or tau), cells in parallel."""
+    from ..parallel import run_cells
+    warm_cells = {}
+    for g in groups:
+        key = (g["checkpoint"], _label(g["spec"]))
+        if g["stateful"] and key not in warm_cells:
+            warm_cells[key] = dict(g["base"], kind="warm", spec=g["spec"])
+    warmed = dict(zip(warm_cells, run_cells(_variance_cell, list(warm_cells.values()), jobs=jobs, progress=progress,
+                                            desc="variance warm-up", label=_cell_label))) if warm_cells else {}
+    cells, owners = [], []
+    for i, g in enumerate(groups):
+        est = warmed.get((g["checkpoint"], _label(g["spec"])))
+        for c, r in enumerate(measurement_chunks(est or g["est"], g["base"]["model"], g["base"]["x"].shape[0],
+                                                 g["S"], g["base"]["reps"])):
+            cells.append(dict(g["base"], kind="chunk", spec=g["spec"], S=g["S"], tau=g["tau"], chunk=c, n_reps=r,
+                              est=est, model_grad=g["model_grad"]))
+            owners.append(i)
+    parts = run_cells(_variance_cell, cells, jobs=jobs, progress=progress, desc="variance", label=_cell_label)
+    rows = []
+    for i, g in enumerate(groups):
+        mine = [p for p, owner in zip(parts, owners) if owner == i]
+        rows.append(summarize(g["spec"], g["est"], g["base"]["model"], g["S"], g["base"]["reps"], mine,
+                              g["truth"][0], g["truth"][1], g["checkpoint"], g["tau"]))
+    return rows
 
 
 def _check_taus(taus):
@@ -110,7 +134,7 @@ def run_variance(latent=10, data="bars", hidden=(32,), n_data=30, estimators=Non
     Every option is checked, and the memory of the measurement estimated
     (:func:`~vi_lab.experiments.variance.check_size`), before training starts.
     """
-    from ..parallel import resolve_jobs, run_cells
+    from ..parallel import resolve_jobs
     seed = as_seed(seed)
     resolve_jobs(jobs)
     samples = [check_positive_int(s, "samples (each S)") for s in samples]
@@ -146,22 +170,34 @@ def run_variance(latent=10, data="bars", hidden=(32,), n_data=30, estimators=Non
         problems = train_checkpoints(model, x_train, x_valid, steps, method=train_method,
                                      learning_rate=learning_rate, rng=seed, progress=progress)
     x = x_train[:n_data]
-    base = {"model": model, "x": x, "reps": reps, "seed": seed, "model_grad": model_grad, "warmup": warmup}
-    cells = []
+    groups = []
     for p in problems:
         q_logits = p.q_logits(x)
-        cells += [dict(base, params=p.params, q_logits=q_logits, checkpoint=p.step, spec=spec, S=s, tau=None)
-                  for _, spec, est in pairs for s in samples if s >= getattr(est, "min_samples", 1)]
+        base = {"model": model, "x": x, "reps": reps, "seed": seed, "warmup": warmup, "params": p.params,
+                "q_logits": q_logits, "checkpoint": p.step}
+        exact_grad = truth(model, p.params, q_logits, x)
+        groups += [{"base": base, "spec": spec, "est": est, "S": s, "tau": None, "checkpoint": p.step,
+                    "model_grad": model_grad, "truth": exact_grad,
+                    "stateful": bool(getattr(est, "stateful", False) and warmup)}
+                   for _, spec, est in pairs for s in samples if s >= getattr(est, "min_samples", 1)]
     last = problems[-1]
-    n_variance = len(cells)
+    n_variance = len(groups)
     if swept:
         q_logits = last.q_logits(x)
-        cells += [dict(base, params=last.params, q_logits=q_logits, checkpoint=last.step, spec=spec, S=tau_samples,
-                       tau=tau, model_grad=False) for spec in swept for tau in taus]
-    parts = run_cells(_variance_cell, cells, jobs=jobs, progress=progress, desc="variance", label=_cell_label)
-    results = {"variance": _concat(parts[:n_variance])}
+        base = {"model": model, "x": x, "reps": reps, "seed": seed, "warmup": warmup, "params": last.params,
+                "q_logits": q_logits, "checkpoint": last.step}
+        exact_grad = truth(model, last.params, q_logits, x)
+        for spec in swept:
+            for tau in taus:
+                est = build(_with_tau(spec, tau))
+                groups.append({"base": base, "spec": spec, "est": est, "S": tau_samples, "tau": tau,
+                               "checkpoint": last.step, "model_grad": False, "truth": exact_grad,
+                               "stateful": False})
+    rows = _measure_all(groups, jobs, progress)
+    results = {"variance": frame(rows[:n_variance], COLUMNS, title="Gradient estimator variance (sum_n ELBO_n)")}
     if swept:
-        results["tau"] = _concat(parts[n_variance:])
+        results["tau"] = frame(rows[n_variance:], COLUMNS,
+                               title=f"Relaxed estimators across the temperature (S = {tau_samples})")
     config = {"experiment": "variance", "latent": model.n_latent, "data": data, "hidden": list(model.hidden),
               "n_data": n_data, "estimators": None if estimators is None else [_label(e) for e in estimators],
               "samples": list(samples), "reps": reps,

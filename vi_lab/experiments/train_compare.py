@@ -166,7 +166,7 @@ def train_compare(latent=8, data="bars", hidden=(32,), estimators=None, methods=
         summary.append({"method": label, "final_log_px_train": float(h["log_px_train"][-1]),
                         "final_log_px_valid": float(valid[-1]), "best_log_px_valid": float(valid.max()),
                         "best_step": int(h["step"][int(onp.argmax(valid))]),
-                        "stopped_step": int(h["step"][-1]), "stopped_early": state["stopped"] is not None,
+                        "stopped_step": int(h["step"][-1]), "stopped_early": state["stopped"] is not None and state["stopped"] < steps,
                         "decoder_evals": int(h["decoder_evals"][-1]),
                         "evals_per_datapoint": float(h["decoder_evals"][-1]) / n_train,
                         "seconds": float(h["wall_time"][-1])})

@@ -279,7 +279,7 @@ def _resolve(estimators, samples):
 _WARMUP_SAMPLES = 10
 
 
-def _warm(spec, model, params, q_logits, x, warmup, seed, checkpoint):
+def warm(spec, model, params, q_logits, x, warmup, seed, checkpoint):
     """A stateful estimator that has learned its baseline/control at this q for ``warmup`` calls, then frozen.
 
     A learned baseline is only fair once it has seen the q it is measured at, as late in a training
@@ -295,23 +295,50 @@ def _warm(spec, model, params, q_logits, x, warmup, seed, checkpoint):
     return est
 
 
-def _measure(spec, model, params, q_logits, x, n_samples, reps, seed, truth_q, truth_model, checkpoint, tau=None,
-             model_grad=True, est=None):
+def chunk_rng(seed, label, n_samples, tau, checkpoint, chunk):
+    """The random stream of one chunk of replicates: a function of what is measured, not of run order."""
+    return spec_rng(seed, label, n_samples, -1 if tau is None else int(round(tau * 1e6)), checkpoint or 0, chunk)
+
+
+def estimate_chunk(spec, model, params, q_logits, x, n_samples, n_reps, seed, checkpoint, chunk, tau=None,
+                   model_grad=True, est=None):
+    """``n_reps`` independent estimates of one estimator: the unit of work of :func:`variance`.
+
+    Returns
+    -------
+    g_q : ndarray of shape (n_reps, N*K)
+    g_model : ndarray of shape (n_reps, P), or None without the model gradient
+    seconds : float
+        Wall time of the estimates.
+    """
     est = _fresh(spec, tau) if est is None else copy.deepcopy(est)
-    label = _label(spec)
-    rng = spec_rng(seed, label, n_samples, -1 if tau is None else int(round(tau * 1e6)), checkpoint or 0)
+    rng = chunk_rng(seed, _label(spec), n_samples, tau, checkpoint, chunk)
     start = time.perf_counter()
-    # chunks of replicates keep one call's memory bounded; their number depends only on the sizes
-    calls = [est(model, params, q_logits, x, n_samples, rng, n_reps=r, params_grad=model_grad)
-             for r in _chunks(est, model, x.shape[0], n_samples, reps)]
-    g_logits = onp.concatenate([onp.asarray(c[1]) for c in calls], axis=0)
-    g_params = None if calls[0][0] is None else _stack([c[0] for c in calls])
-    del calls
-    seconds = (time.perf_counter() - start) / reps
+    g_params, g_logits = est(model, params, q_logits, x, n_samples, rng, n_reps=n_reps, params_grad=model_grad)
+    seconds = time.perf_counter() - start
+    g_model = None if g_params is None else _flat(g_params, lead=1)
+    return onp.asarray(g_logits, dtype=float).reshape(n_reps, -1), g_model, seconds
+
+
+def measurement_chunks(est, model, n_data, n_samples, reps):
+    """Replicate counts of the calls that take ``reps`` estimates within :data:`CALL_BYTES` each.
+
+    They depend only on the estimator and the sizes, so the serial and the parallel runs make the
+    same calls with the same streams and give the same numbers.
+    """
+    return _chunks(est, model, n_data, n_samples, reps)
+
+
+def summarize(spec, est, model, n_samples, reps, parts, truth_q, truth_model, checkpoint, tau=None):
+    """One row of the variance table from the chunks of estimates of one estimator at one S (and tau)."""
+    label = _label(spec)
+    g_q = onp.concatenate([p[0] for p in parts], axis=0)
+    g_model = None if parts[0][1] is None else onp.concatenate([p[1] for p in parts], axis=0)
+    seconds = sum(p[2] for p in parts) / reps
     vimco_like = getattr(est, "objective", "elbo") != "elbo"
-    q_stats = gradient_stats(onp.asarray(g_logits).reshape(reps, -1), None if vimco_like else truth_q)
-    if g_params is not None:
-        m_stats = gradient_stats(_flat(g_params, lead=1), None if vimco_like else truth_model)
+    q_stats = gradient_stats(g_q, None if vimco_like else truth_q)
+    if g_model is not None:
+        m_stats = gradient_stats(g_model, None if vimco_like else truth_model)
     else:
         m_stats = dict.fromkeys(q_stats, onp.nan)
     per_sample = est.cost(model) if hasattr(est, "cost") else est.evals_per_sample
@@ -328,6 +355,21 @@ def _measure(spec, model, params, q_logits, x, n_samples, reps, seed, truth_q, t
             "snr_q_global": q_stats["snr_global"], "snr_model_global": m_stats["snr_global"],
             "evals": int(evals), "seconds": seconds,
             "var_q_x_cost": q_stats["var"] * evals, "var_model_x_cost": m_stats["var"] * evals}
+
+
+def truth(model, params, q_logits, x):
+    """The exact gradient of sum_n ELBO_n, flattened as the estimates are: (q-gradient (N*K,), model (P,))."""
+    truth_params, truth_logits = exact.elbo_grad(model, params, q_logits, x)
+    return truth_logits.ravel(), _flat(truth_params)
+
+
+def _measure(spec, model, params, q_logits, x, n_samples, reps, seed, truth_q, truth_model, checkpoint, tau=None,
+             model_grad=True, est=None):
+    probe = _fresh(spec, tau) if est is None else est
+    parts = [estimate_chunk(spec, model, params, q_logits, x, n_samples, r, seed, checkpoint, c, tau=tau,
+                            model_grad=model_grad, est=est)
+             for c, r in enumerate(measurement_chunks(probe, model, x.shape[0], n_samples, reps))]
+    return summarize(spec, probe, model, n_samples, reps, parts, truth_q, truth_model, checkpoint, tau)
 
 
 def _with_tau(spec, tau):
@@ -412,7 +454,7 @@ def variance(model, params, q_logits, x, estimators=None, samples=DEFAULT_SAMPLE
             label = _label(spec)
             bar.set_postfix_str(f"{label} S={s}")
             if getattr(est, "stateful", False) and warmup and label not in warmed:
-                warmed[label] = _warm(spec, model, params, q_logits, x, warmup, seed, checkpoint)
+                warmed[label] = warm(spec, model, params, q_logits, x, warmup, seed, checkpoint)
             rows.append(_measure(spec, model, params, q_logits, x, s, reps, seed, truth_q, truth_model, checkpoint,
                                  model_grad=model_grad, est=warmed.get(label)))
             bar.update()
