@@ -219,6 +219,7 @@ def digits_300():
     return vi_lab.data.digits()[:300]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("estimator, optimizer, learning_rate, margin", [
     ("reparam", "adam", 0.01, 15.0),
     ("gaussian_score_function", "adam", 0.01, 15.0),
@@ -245,6 +246,7 @@ def test_training_raises_quadrature_log_px_on_digits(digits_300, estimator, opti
 
 
 # ---------------------------------------------------------------------------- the other methods
+@pytest.mark.slow
 def test_wake_sleep_rws_and_iwae_train_the_vae():
     model = vi_lab.GaussianLVM(2, 8, hidden=(8,))
     truth = model.init_params(1, scale=3.0)
