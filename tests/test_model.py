@@ -115,3 +115,19 @@ def test_exact_routines_reject_a_gaussian_model():
     gauss = vi_lab.GaussianLVM(n_latent=2, n_obs=3, hidden=())
     with pytest.raises(ValueError, match="bernoulli latents"):
         vi_lab.exact.log_marginal(gauss, gauss.init_params(0), onp.zeros((1, 3)))
+
+
+def test_ancestral_samples_follow_the_joint_distribution():
+    """Cell frequencies of (z, x) from model.sample within 4 SE of exp(log p(x, z)) (exact, 16 cells)."""
+    import itertools
+
+    model = vi_lab.BernoulliLVM(n_latent=2, n_obs=2, hidden=(3,))
+    params = model.init_params(4, scale=2.0)
+    params["prior_logits"] = onp.array([0.8, -0.5])
+    n = 40000
+    z, x = model.sample(params, n, rng=5)
+    cells = [onp.array(c, dtype=float) for c in itertools.product([0, 1], repeat=4)]
+    for cell in cells:
+        p = float(onp.exp(model.log_joint(params, cell[2:], cell[:2])))
+        freq = onp.mean(onp.all(onp.hstack([z, x]) == cell, axis=1))
+        assert abs(freq - p) < 4 * onp.sqrt(p * (1 - p) / n) + 1e-12, (cell, freq, p)
