@@ -150,3 +150,14 @@ def test_toml_round_trip(tmp_path):
     assert load(path) == tiny()
     assert load(path).config_hash() == tiny().config_hash()
     assert tiny(seeds=[0, 1, 2]).config_hash() != tiny().config_hash()
+
+
+def test_spearman_matches_scipy_with_ties_and_in_batches():
+    rng = np.random.default_rng(3)
+    a, b = rng.normal(size=(50, 8)), rng.normal(size=(50, 8))
+    b[:, 3] = b[:, 4]                                            # ties
+    got = aggregate._spearman(a, b)
+    want = [stats.spearmanr(x, y).statistic for x, y in zip(a, b)]
+    assert got == pytest.approx(want, abs=1e-12)
+    assert aggregate._spearman(a[0], b[0]) == pytest.approx(want[0], abs=1e-12)
+    assert np.isnan(aggregate._spearman(np.ones(5), np.arange(5.0)))

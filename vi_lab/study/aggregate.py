@@ -189,10 +189,16 @@ def _variance_summary(study, variance):
 
 
 def _spearman(a, b):
-    ra, rb = pd.Series(a).rank().to_numpy(), pd.Series(b).rank().to_numpy()
-    if onp.std(ra) == 0 or onp.std(rb) == 0:
-        return onp.nan
-    return float(onp.corrcoef(ra, rb)[0, 1])
+    """Spearman's rho of the last axis of ``a`` and ``b`` (average ranks for ties); NaN if one is constant."""
+    from scipy.stats import rankdata
+
+    ra = rankdata(onp.asarray(a, dtype=float), axis=-1)
+    rb = rankdata(onp.asarray(b, dtype=float), axis=-1)
+    ra, rb = ra - ra.mean(axis=-1, keepdims=True), rb - rb.mean(axis=-1, keepdims=True)
+    denom = onp.sqrt((ra ** 2).sum(axis=-1) * (rb ** 2).sum(axis=-1))
+    with onp.errstate(invalid="ignore", divide="ignore"):
+        rho = onp.where(denom > 0, (ra * rb).sum(axis=-1) / onp.where(denom > 0, denom, 1.0), onp.nan)
+    return float(rho) if rho.ndim == 0 else rho
 
 
 def _correlation(study, runs, variance):
@@ -214,8 +220,9 @@ def _correlation(study, runs, variance):
             lo = hi = onp.nan
             if len(both) >= 2:
                 idx = _bootstrap_indices(study.seed, ["rho", kind] + list(map(str, gkey)), len(both))
-                boots = [_spearman(-lv.to_numpy()[i].mean(axis=0), lp.to_numpy()[i].mean(axis=0)) for i in idx]
-                boots = onp.asarray(boots)[onp.isfinite(boots)]
+                # (N_BOOT, n) per-estimator means over each resample of the seeds, ranked row by row
+                boots = _spearman(-lv.to_numpy()[idx].mean(axis=1), lp.to_numpy()[idx].mean(axis=1))
+                boots = boots[onp.isfinite(boots)]
                 if boots.size:
                     lo, hi = (float(q) for q in onp.percentile(boots, [2.5, 97.5]))
             n = lp.shape[1]
