@@ -36,7 +36,7 @@ def vimco_signals(log_w):
     -----
     Each sample's weight is replaced by the geometric mean of the others, which does not
     depend on sample s, so subtracting the resulting bound keeps the estimator unbiased.
-    Everything is in log space with the maximum subtracted (:func:`logsumexp`).
+    Everything is in log space with the maximum subtracted (the logsumexp of this module).
     """
     n_samples = log_w.shape[1]
     log_s = onp.log(n_samples)
