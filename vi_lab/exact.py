@@ -212,8 +212,11 @@ def _announce(name, model, n_rows, n_threads, passes=1.0):
     decoder = 2.0 * sum(a * b for a, b in zip(sizes[:-1], sizes[1:]))
     n_blocks = len(_row_blocks(n_rows))
     flops = passes * n_states * (2.0 * n_rows * (model.n_obs + 1) + n_blocks * decoder)
+    seconds = flops / _FLOPS_ESTIMATE
+    if seconds <= _ANNOUNCE_SECONDS:             # short runs never pay for asking BLAS its threads
+        return seconds
     threads = _resolve_threads(n_threads, 2 ** 30)
-    seconds = flops / (_FLOPS_ESTIMATE * threads)
+    seconds /= threads
     if seconds > _ANNOUNCE_SECONDS:
         print(f"vi_lab.exact.{name}: enumerating 2**{model.n_latent} = {n_states:,} states for "
               f"N = {n_rows} datapoints, estimated {_format_seconds(seconds)} on {threads} thread(s)",
