@@ -208,10 +208,9 @@ def test_the_study_subcommand_says_so_in_one_line_when_its_module_is_missing(mon
 def test_the_study_subcommand_is_listed_and_hands_over_to_vi_lab_study(capsys):
     from vi_lab.cli import build_parser
     assert "study" in build_parser().format_help()
-    parser = build_parser("study")
-    args = parser.parse_args(["study", "--help"] if False else ["study", "x.toml"])
     import vi_lab.study.cli as study_cli
-    assert args.study_run is study_cli.run
+    args = build_parser("study").parse_args(["study", "studies/quick.toml"])
+    assert args.study_run is study_cli.run                  # configured by vi_lab.study.cli.configure
 
 
 # ---------------------------------------------------------------------------- --from-run
@@ -400,7 +399,7 @@ def test_sigint_at_random_points_leaves_the_old_or_the_new_complete_run(tmp_path
     subprocess.run(argv, check=True, capture_output=True)          # back to seed 0
     rng = random.Random(0)
     outcomes = set()
-    for trial in range(8):
+    for trial in range(5):
         seed = 10 + trial
         proc = subprocess.Popen(argv + ["--seed", str(seed)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                 text=True)
@@ -408,7 +407,9 @@ def test_sigint_at_random_points_leaves_the_old_or_the_new_complete_run(tmp_path
         time.sleep(rng.uniform(0.05, 1.1) * duration)
         proc.send_signal(signal.SIGINT)
         _, err = proc.communicate(timeout=120)
-        assert proc.returncode in (0, 130), err
+        # -2 (killed by SIGINT): the signal came during interpreter shut-down, after main() returned,
+        # when Python has already restored the default handler; the run was complete by then
+        assert proc.returncode in (0, 130, -signal.SIGINT), err
         lines = err.strip().splitlines()
         assert "Traceback" not in err and all(line.startswith("vi-lab variance: ") for line in lines), err
         if proc.returncode == 130:

@@ -283,3 +283,18 @@ def test_run_variance_on_two_processes_gives_the_serial_table():
                       rng=0, checkpoint=5, warmup=2)
     mine = serial["variance"][serial["variance"]["checkpoint"] == 5].reset_index(drop=True)
     pd.testing.assert_frame_equal(without_wall_clock(direct), without_wall_clock(mine))
+
+
+def test_per_sample_costs_scale_with_S_and_exact_does_not(problem):
+    model, params, q_logits, x = problem
+    t = variance(model, params, q_logits, x, estimators=["leg", "exact", "arm"], samples=[2, 5], reps=3,
+                 model_grad=False)
+    for _, row in t.iterrows():
+        expected = {"leg": (model.n_latent + 1) * row["S"], "exact": 2 ** model.n_latent, "arm": 2 * row["S"]}
+        assert row["evals"] == expected[row["estimator"]], row["estimator"]
+
+
+def test_default_variance_list_measures_rebar_at_fixed_eta_and_tau():
+    from vi_lab.experiments.variance import _resolve
+    labels = [label for label, _, _ in _resolve(None, [2])]
+    assert "rebar:tune=false" in labels and "rebar" not in labels

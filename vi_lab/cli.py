@@ -186,8 +186,12 @@ def _add_train_compare(subparsers):
     p.add_argument("--estimators", nargs="*", default=None, metavar="NAME",
                    help="estimators to train with (default: every registered Bernoulli estimator except exact, "
                         "plus rloo; none: only the reference methods)")
-    p.add_argument("--methods", nargs="*", default=["wake_sleep", "reweighted_wake_sleep", "exact_elbo", "exact_ml"],
-                   metavar="METHOD", help="reference methods that need no estimator")
+    p.add_argument("--methods", nargs="*", default=None, metavar="METHOD",
+                   help="reference methods that need no estimator (default: wake_sleep reweighted_wake_sleep "
+                        "exact_elbo exact_ml; with --latent-type gaussian: wake_sleep reweighted_wake_sleep)")
+    p.add_argument("--latent-type", choices=["bernoulli", "gaussian"], default="bernoulli",
+                   help="bernoulli: the 2**K-state model (enumeration); gaussian: the VAE with K <= 2 real latents, "
+                        "exact log p(x) by quadrature (default K = 2)")
     p.add_argument("--steps", type=_int(1, what="a number of steps"), default=1000, help="training steps of every run")
     p.add_argument("--samples", type=_int(1, what="a sample count S"), default=2,
                    help="S, samples per datapoint per step (k for IWAE methods)")

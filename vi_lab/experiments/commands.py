@@ -143,6 +143,8 @@ def _variance(args):
 def _train_compare(args):
     from .train_compare import train_compare
     started = time.perf_counter()
+    if getattr(args, "latent_type", "bernoulli") == "gaussian":
+        return _gaussian_train_compare(args, started)
     _check_estimators(args.estimators, [args.samples])
     if args.bars_copies != 40 and args.data != "bars":
         _fail("--bars-copies", f"only the bars data set has noisy copies, not {args.data!r}")
@@ -155,6 +157,23 @@ def _train_compare(args):
                         valid_fraction=args.valid_fraction,
                         bars_copies=args.bars_copies if args.data == "bars" else None, patience=args.patience,
                         seed=args.seed, progress=not args.quiet)
+    print(format_table(res["summary"]))
+    print(f"\n{res.config['overfitting_control']}")
+    return _finish(args, res, started)
+
+
+def _gaussian_train_compare(args, started):
+    """``train-compare --latent-type gaussian``: :func:`vi_lab.experiments.gaussian.gaussian_train_compare`."""
+    from .gaussian import gaussian_train_compare
+    if args.bars_copies != 40:
+        _fail("--bars-copies", "not used with --latent-type gaussian")
+    _prepare_out(args)
+    res = gaussian_train_compare(
+        latent=args.latent, data=args.data, hidden=(32,) if args.hidden is None else tuple(args.hidden),
+        estimators=args.estimators, methods=args.methods, steps=args.steps, n_samples=args.samples,
+        learning_rate=args.learning_rate, batch_size=args.batch_size, record_every=args.record_every,
+        encoder_hidden=tuple(args.encoder_hidden), valid_fraction=args.valid_fraction,
+        patience=args.patience, seed=args.seed, progress=not args.quiet)
     print(format_table(res["summary"]))
     print(f"\n{res.config['overfitting_control']}")
     return _finish(args, res, started)

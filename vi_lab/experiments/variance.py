@@ -156,10 +156,10 @@ def bytes_per_rep(est, model, n_data, n_samples):
     VIMCO, 6 arrays of S x S x N floats.
     """
     width = model.n_obs + sum(model.hidden) + model.n_latent
-    per_sample = getattr(est, "evals_per_sample", 1)
-    if per_sample is None:                   # exact enumeration: chunked inside vi_lab.exact
+    if getattr(est, "name", "") == "exact":       # enumeration is chunked inside vi_lab.exact
         return 8 * n_data * (model.n_latent + _n_params(model))
-    per_sample = max(int(per_sample), 1) * int(getattr(est, "n_mc", 1) or 1)
+    per_sample = est.cost(model) if callable(getattr(est, "cost", None)) else getattr(est, "evals_per_sample", 1)
+    per_sample = max(int(per_sample or 1), 1) * int(getattr(est, "n_mc", 1) or 1)
     out = 8 * 8 * per_sample * n_samples * n_data * width
     if getattr(est, "objective", "elbo") != "elbo":
         out += 8 * 6 * n_samples * n_samples * n_data
@@ -255,7 +255,8 @@ def _fresh(spec, tau=None):
 def _resolve(estimators, samples):
     """(label, spec, estimator object) triples; explicit names must accept every S asked for."""
     explicit = estimators is not None
-    specs = list(default_specs()) if estimators is None else list(estimators)
+    # REBAR measured at fixed (eta, tau): its online tuning is for training (H6's decision, issue 12)
+    specs = [VARIANCE_SPEC.get(s, s) for s in default_specs()] if estimators is None else list(estimators)
     if isinstance(estimators, str) or (estimators is not None and callable(estimators)):
         specs = [estimators]
     if not specs:
@@ -273,6 +274,10 @@ def _resolve(estimators, samples):
                              f"include {', '.join(map(str, too_few))}; drop them or drop {label!r}")
         out.append((label, spec, est))
     return out
+
+
+#: Default specifications the variance experiment measures instead of a registered name's defaults.
+VARIANCE_SPEC = {"rebar": "rebar:tune=false"}
 
 
 #: Samples per call while a stateful estimator learns its baseline (its state does not depend on S).
@@ -342,7 +347,8 @@ def summarize(spec, est, model, n_samples, reps, parts, truth_q, truth_model, ch
     else:
         m_stats = dict.fromkeys(q_stats, onp.nan)
     per_sample = est.cost(model) if hasattr(est, "cost") else est.evals_per_sample
-    evals = per_sample if est.evals_per_sample is None else per_sample * n_samples
+    # exact enumeration costs 2**K per estimate whatever S; every other cost (LEG's K + 1 too) is per sample
+    evals = per_sample if getattr(est, "name", "") == "exact" else per_sample * n_samples
     return {"checkpoint": checkpoint, "estimator": label, "tau": tau if tau is not None else getattr(est, "tau", None),
             "S": n_samples, "reps": reps, "unbiased": bool(est.unbiased),
             "objective": getattr(est, "objective", "elbo"),
