@@ -196,7 +196,7 @@ def test_load_errors_name_the_path(tmp_path):
     ({"method": "wake_sleep", "estimator": None, "method_options": {"k": 2}}, "method_options: unknown option"),
     ({"method": "reweighted_wake_sleep", "estimator": None, "family": "mean_field",
       "method_options": {"sleep_phi": True}}, "family: the sleep phase needs an amortized Encoder"),
-    ({"params": {"prior_logits": onp.zeros(4), "decoder": {}}}, r"params\['prior_logits'\]: expected shape"),
+    ({"params": {"prior_logits": onp.zeros(4), "decoder": {}}}, r'params\["prior_logits"\]: expected shape'),
     ({"q_params": {"W0": onp.zeros((6, 8))}}, "q_params: expected a dict with keys"),
 ])
 def test_bad_arguments_raise_value_error_naming_the_argument(small, kwargs, match):
