@@ -34,8 +34,9 @@ def _copy_sources(dest):
     return dest / "docs"
 
 
-def _sphinx(src, out, *extra):
-    cmd = [sys.executable, "-m", "sphinx", "-W", "--keep-going", "-q", "-b", "html",
+def _sphinx(src, out, *extra, strict=True):
+    """Build the site; ``strict``: warnings are errors (-W)."""
+    cmd = [sys.executable, "-m", "sphinx", *(["-W"] if strict else []), "--keep-going", "-q", "-b", "html",
            "-D", "nb_execution_mode=off", "-d", str(out / "doctrees"), *extra, str(src), str(out / "html")]
     env = {**os.environ, "VI_LAB_NODE_MODULES": str(NODE_MODULES)}
     return subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=env)
