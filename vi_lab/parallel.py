@@ -1,7 +1,7 @@
 """Run independent cells on every core (joblib) or on a Dask cluster, one progress bar over cells.
 
 A *cell* is one unit of work of an experiment or study: one (grid point, estimator, seed), say.
-Cells are independent, so they can run in any order on any worker; :func:`run_cells` runs
+Cells are independent, so they can run in any order on any worker; ``run_cells`` runs
 ``function(cell)`` for each of them and returns the results in cell order. It is a thin layer over
 an existing engine, never a pool of our own:
 
@@ -15,7 +15,7 @@ extra BLAS threads only fight over the cores the workers already use, and a cell
 floating-point numbers whichever mode runs it.
 
 Results do not depend on the number of workers or on their order as long as each cell draws its
-random numbers from a stream derived from the cell itself; :func:`cell_seed` derives one from a
+random numbers from a stream derived from the cell itself; ``cell_seed`` derives one from a
 study seed and the cell's key.
 
 Examples
@@ -38,7 +38,7 @@ CONNECT_TIMEOUT = 5.0
 
 
 def cell_seed(seed, key):
-    """A :class:`numpy.random.SeedSequence` that depends on ``(seed, key)`` only.
+    """A ``numpy.random.SeedSequence`` that depends on ``(seed, key)`` only.
 
     Parameters
     ----------
@@ -52,7 +52,7 @@ def cell_seed(seed, key):
     Returns
     -------
     numpy.random.SeedSequence
-        Pass it to :func:`numpy.random.default_rng`, or ``.generate_state(1)[0]`` for an int seed.
+        Pass it to ``numpy.random.default_rng``, or ``.generate_state(1)[0]`` for an int seed.
     """
     if isinstance(seed, bool) or not isinstance(seed, (int, onp.integer)) or seed < 0:
         raise ValueError(f"cell_seed: seed must be an integer >= 0, got {seed!r}")
@@ -82,7 +82,7 @@ def connect_scheduler(scheduler, timeout=None):
         ``"tcp://HOST:PORT"`` (what ``dask-scheduler`` prints), a running client, or a cluster object
         (anything with a ``scheduler_address``).
     timeout : float or None
-        Seconds to wait for the scheduler (default :data:`CONNECT_TIMEOUT`).
+        Seconds to wait for the scheduler (default ``CONNECT_TIMEOUT``).
 
     Raises
     ------
@@ -140,7 +140,7 @@ def run_cells(function, cells, jobs=None, scheduler=None, progress=True, desc="c
     function : callable
         ``function(cell) -> result``. Module-level functions are safest (they are pickled to the
         workers with cloudpickle; closures work too). It must draw random numbers only from the cell
-        (see :func:`cell_seed`) so that results do not depend on where or when it runs.
+        (see ``cell_seed``) so that results do not depend on where or when it runs.
     cells : sequence
         The cells, each picklable.
     jobs : int or None
@@ -168,10 +168,11 @@ def run_cells(function, cells, jobs=None, scheduler=None, progress=True, desc="c
     Raises
     ------
     ValueError
-        Bad ``jobs``; an unreachable ``scheduler`` (within :data:`CONNECT_TIMEOUT` seconds).
+        Bad ``jobs``; an unreachable ``scheduler`` (within ``CONNECT_TIMEOUT`` seconds).
     KeyboardInterrupt
         Propagated after the workers are stopped; cells finished before it went to ``on_result``.
-    Any exception raised by ``function`` (the first one, after stopping the remaining cells).
+    Exception
+        Whatever ``function`` raises (the first such error, after the remaining cells are stopped).
     """
     cells = list(cells)
     n_jobs = resolve_jobs(jobs) if (jobs is not None or scheduler is None) else None

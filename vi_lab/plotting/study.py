@@ -1,15 +1,15 @@
-"""Figures of a study (:mod:`vi_lab.study`): every line a mean across seeds with its 95% interval.
+"""Figures of a study (``vi_lab.study``): every line a mean across seeds with its 95% interval.
 
-- :func:`log_px_vs_evals`: held-out exact log p(x) against decoder evaluations per training
+- ``log_px_vs_evals``: held-out exact log p(x) against decoder evaluations per training
   datapoint (top row) and against training wall time (bottom row), one column per grid point.
-- :func:`variance_vs_progress`: gradient variance at equal cost (variance x decoder evaluations of
+- ``variance_vs_progress``: gradient variance at equal cost (variance x decoder evaluations of
   one estimate) against training progress, along each estimator's own run and along the shared
   exact_elbo run.
-- :func:`save_figures`: both, as PNG files.
+- ``save_figures``: both, as PNG files.
 
 Intervals are Student-t intervals across seeds (on log10 for variances: a geometric mean with its
 interval); a single seed's line is never drawn on its own. The functions take the tables of a
-:class:`~vi_lab.study.StudyResult` (or the result itself) and compute nothing expensive.
+``vi_lab.study.StudyResult`` (or the result itself) and compute nothing expensive.
 """
 import os
 

@@ -6,11 +6,11 @@
 >>> result = run(study, "runs/my-study", jobs=2)
 >>> print(result.summary_text())
 
-A study is a grid (:class:`Study`, or a TOML file read by :func:`load`); :func:`run` trains every
+A study is a grid (``Study``, or a TOML file read by ``load``); ``run`` trains every
 cell on an equal budget of decoder evaluations, measures gradient variance at checkpoints, saves each
 finished cell at once (a rerun resumes), and aggregates across seeds into pandas tables
-(:mod:`vi_lab.study.aggregate`). ``vi-lab study FILE.toml`` is the command-line form
-(:mod:`vi_lab.study.cli`); figures are in :mod:`vi_lab.plotting.study`.
+(``vi_lab.study.aggregate``). ``vi-lab study FILE.toml`` is the command-line form
+(``vi_lab.study.cli``); figures are in ``vi_lab.plotting.study``.
 """
 from .spec import Study, load, from_dict, REFERENCES, DATA_SETS, METHODS, MEASURES
 from .run import run, StudyResult, cell_name, load_cells

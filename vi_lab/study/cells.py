@@ -1,10 +1,10 @@
-"""The work of one study cell, as plain functions run by :func:`vi_lab.parallel.run_cells`.
+"""The work of one study cell, as plain functions run by ``vi_lab.parallel.run_cells``.
 
-- :func:`train_cell`: train one (grid point, estimator or reference, S, seed) on its decoder-
+- ``train_cell``: train one (grid point, estimator or reference, S, seed) on its decoder-
   evaluation budget, recording exact held-out log p(x) along the way (the learning curve) and
   taking checkpoints at fixed fractions of the run; measure the gradient variance of the estimator
   at its own checkpoints, with the baseline or control it has learned so far.
-- :func:`shared_cell`: measure one estimator's gradient variance at the checkpoints of the shared
+- ``shared_cell``: measure one estimator's gradient variance at the checkpoints of the shared
   exact_elbo reference run of its grid point and seed (the same parameters and q for every
   estimator: a paired comparison of the estimators themselves).
 

@@ -1,14 +1,14 @@
-"""``vi-lab study FILE.toml``: the command-line form of :func:`vi_lab.study.run`.
+"""``vi-lab study FILE.toml``: the command-line form of ``vi_lab.study.run``.
 
-The ``vi-lab`` entry point (:mod:`vi_lab.cli`) registers the subcommand with :func:`configure` and
-calls :func:`run`; both are usable on their own::
+The ``vi-lab`` entry point (``vi_lab.cli``) registers the subcommand with ``configure`` and
+calls ``run``; both are usable on their own::
 
     parser = argparse.ArgumentParser(); configure(parser)
     status = run(parser.parse_args(["studies/quick.toml", "--jobs", "2"]))
 
 Bad input (an unknown axis, estimator or option, an empty grid, a budget below one step, K beyond
 enumeration, invalid TOML, an unreachable scheduler) raises ValueError before anything is written;
-:func:`main` turns it into one line on stderr and exit status 2.
+``main`` turns it into one line on stderr and exit status 2.
 """
 import argparse
 import os

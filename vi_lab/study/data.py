@@ -26,7 +26,7 @@ def load_split(name, latent, valid_fraction, split_seed):
     Parameters
     ----------
     name : {"bars", "digits", "model"}
-        See :func:`vi_lab.experiments.problem.load_data` ("model" samples a random model with
+        See ``vi_lab.experiments.problem.load_data`` ("model" samples a random model with
         ``latent`` latents and 16 pixels).
     latent : int
         K (used by "model" only).

@@ -46,7 +46,7 @@ def cell_name(study, cell):
 
 
 class StudyResult:
-    """What :func:`run` returns: the study, its directory, the tables, and what was reused.
+    """What ``run`` returns: the study, its directory, the tables, and what was reused.
 
     Attributes
     ----------
@@ -54,7 +54,7 @@ class StudyResult:
     out : str
     tables : dict of str -> pandas.DataFrame
         ``runs``, ``curves``, ``variance``, ``final``, ``variance_summary``, ``correlation``,
-        ``summary`` (see :mod:`vi_lab.study.aggregate`).
+        ``summary`` (see ``vi_lab.study.aggregate``).
     reused, ran : int
         Cells found finished on disk, and cells computed now.
     seconds : float
@@ -161,7 +161,7 @@ def _stderr(message):
 
 
 def run(study, out, jobs=None, scheduler=None, force=False, progress=True, log=None):
-    """Run (or resume) a study; return a :class:`StudyResult` with its tables.
+    """Run (or resume) a study; return a ``StudyResult`` with its tables.
 
     Parameters
     ----------

@@ -5,7 +5,7 @@ A study crosses the grid axes
 - ``data``: data sets, ``"bars"``, ``"digits"`` (L = 64) or ``"model"`` (samples of a random model);
 - ``K``: numbers of binary latents; ``hidden``: decoder hidden sizes, e.g. ``[[64]]``;
 - ``estimators``: estimator specifications as in ``vi-lab variance`` (``"rloo"``, ``"disarm"``,
-  ``"concrete:tau=0.5"``; :mod:`vi_lab.experiments.specs`), plus the references ``"exact_elbo"``
+  ``"concrete:tau=0.5"``; ``vi_lab.experiments.specs``), plus the references ``"exact_elbo"``
   (ascent of the exact ELBO gradient) and ``"exact_ml"`` (exact maximum likelihood);
 - ``S``: samples per datapoint per step; ``method``: ``"amortized"`` or ``"per_datapoint"``;
 - ``seeds``: what varies initialization and sampling; the data split has its own ``split_seed``,
@@ -119,8 +119,10 @@ class Study:
     >>> from vi_lab.study import Study
     >>> study = Study(data=["bars"], K=[4], hidden=[[16]], estimators=["rloo", "disarm"], S=[2],
     ...               seeds=[0, 1], budget_evals=400, batch_size=40, records=4)
-    >>> len(study.train_cells())
-    4
+    >>> len(study.train_cells())          # 2 estimators + the shared exact_elbo run, for 2 seeds
+    6
+    >>> study.references
+    ('exact_elbo',)
     """
 
     name: str = "study"
@@ -342,7 +344,7 @@ def _check_keys(table, allowed, where):
 
 
 def from_dict(config, where="study"):
-    """A :class:`Study` from the nested dict of a TOML file (sections grid, train, variance)."""
+    """A ``Study`` from the nested dict of a TOML file (sections grid, train, variance)."""
     if not isinstance(config, dict):
         raise ValueError(f"{where}: expected a table of settings, got {type(config).__name__}")
     _check_keys(config, _TOP, where)
