@@ -242,13 +242,12 @@ def test_bias2_se_is_the_same_whichever_gram_matrix_is_used():
 
 
 def test_replicates_in_many_small_chunks_are_still_independent_estimates(problem, monkeypatch):
-    import sys
-    variance_module = sys.modules["vi_lab.experiments.variance"]   # (vi_lab.experiments.variance is the function)
+    import vi_lab.experiments.sizes as sizes
     model, params, q_logits, x = problem
     est = estimators.get("score_function", baseline="rloo")
-    one = variance_module.bytes_per_rep(est, model, 4, 3)
-    monkeypatch.setattr(variance_module, "CALL_BYTES", one + 1)       # one replicate per call
-    assert variance_module.measurement_chunks(est, model, 4, 3, 400) == [1] * 400
+    one = sizes.bytes_per_rep(est, model, 4, 3)
+    monkeypatch.setattr(sizes, "CALL_BYTES", one + 1)                 # one replicate per call
+    assert sizes.measurement_chunks(est, model, 4, 3, 400) == [1] * 400
     t = variance(model, params, q_logits, x, estimators=["rloo", "exact"], samples=[3], reps=400, rng=0)
     row = _row(t, "rloo")
     assert abs(row["bias2_q"]) < N_SE * row["bias2_q_se"] and row["var_q"] > 0

@@ -18,6 +18,7 @@ import numpy as onp
 
 from .. import exact, objectives
 from .._validation import check_binary, check_positive_int
+from .sizes import check_iwae_size
 from .specs import as_seed, spec_rng
 from .table import frame
 
@@ -145,23 +146,6 @@ def tightness(model, params, x, q_logits, ws_logits=None, ks=DEFAULT_KS, iwae_re
         columns[f"iwae_{k}"] = draws.mean(axis=0)
         columns[f"iwae_{k}_se"] = draws.std(axis=0, ddof=1) / onp.sqrt(iwae_reps)
     return frame(columns, title="Bound tightness per datapoint [nats]")
-
-
-def iwae_bytes(model, k):
-    """Estimated memory (bytes) of the IWAE_k bound of one datapoint: k samples through the decoder."""
-    return int(8 * 3 * k * (model.n_obs + sum(model.hidden) + model.n_latent))
-
-
-def check_iwae_size(model, ks, name="ks"):
-    """Refuse, before any work, an IWAE k whose samples for a single datapoint would not fit in one call."""
-    from .variance import CALL_BYTES, _gib
-    for k in ks:
-        need = iwae_bytes(model, k)
-        if need > CALL_BYTES:
-            largest = CALL_BYTES // iwae_bytes(model, 1)
-            raise ValueError(f"{name}: k = {k:,} importance samples need about {_gib(need)} for a single datapoint "
-                             f"(and k x N x reps decoder evaluations in all), more than the {_gib(CALL_BYTES)} one "
-                             f"call may use; use k <= {largest:,}")
 
 
 def _check_logits(logits, shape, name):
