@@ -8,7 +8,7 @@ from scipy.special import expit, logsumexp
 from scipy.stats import chisquare
 
 import vi_lab
-from vi_lab import exact
+from vi_lab import _enumeration, exact
 from vi_lab._tree import flatten
 from conftest import random_params
 
@@ -40,7 +40,7 @@ def test_matches_brute_force_loop_and_chunking_does_not_matter(monkeypatch):
     _, x = model.sample(params, 40, rng=0)
     reference = brute_force_log_marginal(model, params, x)
     onp.testing.assert_allclose(exact.log_marginal(model, params, x), reference, rtol=1e-12)
-    monkeypatch.setattr(exact, "_BLOCK_ELEMENTS", 64)        # force many tiny chunks
+    monkeypatch.setattr(_enumeration, "_BLOCK_ELEMENTS", 64)        # force many tiny chunks
     onp.testing.assert_allclose(exact.log_marginal(model, params, x), reference, rtol=1e-12)
     post = exact.posterior(model, params, x)
     onp.testing.assert_allclose(post.sum(1), 1.0, rtol=1e-12)
@@ -195,7 +195,7 @@ def test_log_marginal_grad_matches_finite_differences(monkeypatch):
     flat, unflatten = flatten(params)
     fd = central_differences(lambda v: exact.log_marginal(model, unflatten(v), x).sum(), flat)
     onp.testing.assert_allclose(flatten(exact.log_marginal_grad(model, params, x))[0], fd, atol=1e-7, rtol=1e-6)
-    monkeypatch.setattr(exact, "_BLOCK_ELEMENTS", 16)   # chunked accumulation gives the same gradient
+    monkeypatch.setattr(_enumeration, "_BLOCK_ELEMENTS", 16)   # chunked accumulation gives the same gradient
     onp.testing.assert_allclose(flatten(exact.log_marginal_grad(model, params, x))[0], fd, atol=1e-7, rtol=1e-6)
 
 

@@ -10,7 +10,7 @@ import pytest
 from scipy.special import logsumexp
 
 import vi_lab
-from vi_lab import exact
+from vi_lab import _enumeration, exact
 from vi_lab._tree import flatten
 from conftest import random_params
 
@@ -154,8 +154,8 @@ def test_running_logsumexp_over_many_chunks_on_the_underflow_path(monkeypatch, b
     x = (onp.random.default_rng(0).random((4, 40)) < 0.1).astype(float)
     reference = brute_force_log_marginal(model, params, x)
     assert reference.max() < -600
-    monkeypatch.setattr(exact, "_BLOCK_ELEMENTS", 64)      # a chunk of 1 state (L = 40): 32 chunks
-    assert exact._chunk_size(model, x.shape[0]) == 1
+    monkeypatch.setattr(_enumeration, "_BLOCK_ELEMENTS", 64)      # a chunk of 1 state (L = 40): 32 chunks
+    assert _enumeration._chunk_size(model, x.shape[0]) == 1
     calls = []
     original = exact._log_marginal_rows_shifted
     monkeypatch.setattr(exact, "_log_marginal_rows_shifted",
@@ -174,8 +174,8 @@ def test_every_routine_gives_the_same_bits_for_every_thread_count(monkeypatch):
     _, x = model.sample(params, 9, rng=3)
     q_logits = onp.random.default_rng(5).standard_normal((9, 7))
     reference = brute_force_log_marginal(model, params, x)
-    monkeypatch.setattr(exact, "_BLOCK_ELEMENTS", 128)      # row blocks of 8 and 1, 8 and 16 chunks
-    assert len(exact._row_blocks(9)) == 2 and 2 ** 7 // exact._chunk_size(model, 8) == 8
+    monkeypatch.setattr(_enumeration, "_BLOCK_ELEMENTS", 128)      # row blocks of 8 and 1, 8 and 16 chunks
+    assert len(_enumeration._row_blocks(9)) == 2 and 2 ** 7 // _enumeration._chunk_size(model, 8) == 8
     routines = {
         "log_marginal": lambda t: exact.log_marginal(model, params, x, n_threads=t),
         "posterior": lambda t: exact.posterior(model, params, x, n_threads=t),
@@ -199,7 +199,7 @@ def test_threads_really_run_and_bad_thread_counts_are_refused(monkeypatch, small
     model = vi_lab.BernoulliLVM(n_latent=6, n_obs=4, hidden=(3,))
     params = random_params(model, 1)
     _, x = model.sample(params, 5, rng=0)
-    monkeypatch.setattr(exact, "_BLOCK_ELEMENTS", 8)
+    monkeypatch.setattr(_enumeration, "_BLOCK_ELEMENTS", 8)
     import threading
     seen = set()
     original = exact._joint_block
@@ -249,12 +249,12 @@ def test_long_runs_announce_a_time_estimate_and_short_ones_do_not(monkeypatch, c
     x = model.sample(params, 4, rng=0)[1]
     exact.log_marginal(model, params, x)
     assert capsys.readouterr().err == ""
-    monkeypatch.setattr(exact, "_FLOPS_ESTIMATE", 1.0)        # pretend the machine is very slow
+    monkeypatch.setattr(_enumeration, "_FLOPS_ESTIMATE", 1.0)        # pretend the machine is very slow
     exact.log_marginal_grad(model, params, x)
     err = capsys.readouterr().err
     assert "log_marginal_grad" in err and "2**3 = 8 states" in err and "estimated" in err
-    seconds = exact._announce("log_marginal", vi_lab.BernoulliLVM(24, 64, hidden=(100,)), 100, 1)
-    monkeypatch.setattr(exact, "_FLOPS_ESTIMATE", 1.5e10)
+    seconds = _enumeration._announce("log_marginal", vi_lab.BernoulliLVM(24, 64, hidden=(100,)), 100, 1)
+    monkeypatch.setattr(_enumeration, "_FLOPS_ESTIMATE", 1.5e10)
     assert seconds > 1e3
 
 

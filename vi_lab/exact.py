@@ -13,22 +13,23 @@ State order
 Row m of :func:`all_states` is the binary expansion of m with z_1 the most
 significant bit, the order of ``itertools.product([0, 1], repeat=K)``: the last
 latent changes fastest.
-"""
-import os
-import sys
-import threading
-from collections import deque
-from concurrent.futures import ThreadPoolExecutor
-from functools import cached_property
 
+Layout
+------
+This module holds the public routines. The state chunks, row blocks, thread pool and time
+estimates are in :mod:`vi_lab._enumeration` (patch ``_BLOCK_ELEMENTS`` and ``_FLOPS_ESTIMATE``
+there); the kernels that evaluate one (rows, states) block are in :mod:`vi_lab._exact_blocks`.
+"""
 import autograd
-import autograd.numpy as np
 import numpy as onp
 
+# _FLOPS_ESTIMATE and _states_range are also read as exact.<name> by inference.local and estimators.exact
+from ._enumeration import _FLOPS_ESTIMATE, _announce, _check_threads, _chunk_results, _row_blocks, _states_range
+from ._exact_blocks import (_decoder_pass, _hand_backward, _joint_block, _logits, _neg_kl_prior_grad, _q_block,
+                            _q_split, _Rows, _state_weighted_grad)
 from ._tree import tree_add, tree_zeros_like
-from ._validation import check_binary, check_logits, check_finite_tree, check_model, check_params, check_positive_int
-from .model import BernoulliLVM, DecoderModel
-from .nn import Workspace, log_sigmoid, mlp_backward, mlp_forward, sigmoid, sigmoid_into, softplus, softplus_row_sums
+from ._validation import check_binary, check_logits, check_model, check_params, check_positive_int
+from .nn import sigmoid
 from .variational import kl_to_prior
 
 __all__ = ["MAX_LATENT", "all_states", "log_marginal", "posterior", "posterior_marginals",
@@ -37,22 +38,10 @@ __all__ = ["MAX_LATENT", "all_states", "log_marginal", "posterior", "posterior_m
 
 #: Largest K that enumeration accepts: 2**24 = 16.8 million states.
 MAX_LATENT = 24
-#: Largest number of entries in one (rows, states) block, per worker thread (2 MiB: the block,
-#: the decoder activations and the exp pass stay in cache, which is faster than one big block).
-_BLOCK_ELEMENTS = 2 ** 18
 #: Largest posterior table :func:`posterior` will materialize (entries).
 _MAX_TABLE = 2 ** 27
 #: Below this, a row's sum of exp(log p(x, z)) has lost precision to underflow (log p(x) < -575).
 _TINY_SUM = 1e-250
-#: The folded likelihood x . a - sum_l softplus(a_l) loses about eps * sum_l softplus(a_l) nats to
-#: cancellation; a chunk where that sum exceeds this (error bound ~1e-10 nats) takes the
-#: per-coordinate form sum_l log sigmoid(+-a_l) instead (twice the matmul, nothing cancels).
-_FOLD_MAX_ABS = 1e6
-#: Measured throughput of the enumeration on one core of the development machine (flop/s,
-#: decoder plus likelihood products; benchmarks/bench_scaling.py), for time estimates.
-_FLOPS_ESTIMATE = 1.5e10
-#: Runs estimated to take longer than this print the estimate on stderr before they start.
-_ANNOUNCE_SECONDS = 10.0
 
 
 def check_enumerable(n_latent, n_data=1, n_obs=1):
@@ -96,141 +85,6 @@ def all_states(n_latent):
     return _states_range(n_latent, 0, 2 ** n_latent)
 
 
-def _states_range(n_latent, start, stop):
-    m = onp.arange(start, stop, dtype=onp.int64)
-    shifts = onp.arange(n_latent - 1, -1, -1, dtype=onp.int64)
-    return ((m[:, None] >> shifts) & 1).astype(onp.float64)
-
-
-# ---------------------------------------------------------------------------- chunks and threads
-#
-# The 2**K states are cut into chunks so that no (rows, states) block exceeds _BLOCK_ELEMENTS
-# entries. Chunks are independent, so they run on a small thread pool (numpy releases the GIL in
-# ufuncs and matmul) with BLAS at one thread inside, and their partial results are combined in
-# chunk order. Neither the chunk boundaries nor the arithmetic inside a chunk depend on the thread
-# count, so every thread count gives the same bits (a single-chunk problem runs with BLAS as it is
-# configured, in the calling thread).
-
-_blas = None
-
-
-def _blas_controller():
-    global _blas
-    if _blas is None:
-        from threadpoolctl import ThreadpoolController
-        _blas = ThreadpoolController()
-    return _blas
-
-
-def _check_threads(n_threads):
-    return None if n_threads is None else check_positive_int(n_threads, "n_threads")
-
-
-def _resolve_threads(n_threads, n_chunks):
-    """Worker threads for ``n_chunks`` chunks: ``None`` means as many as BLAS would use now."""
-    if n_chunks < 2:
-        return 1
-    if n_threads is None:
-        # Follow BLAS: OPENBLAS_NUM_THREADS=1 or threadpoolctl.threadpool_limits(1) (the CLI, the
-        # joblib cells) keeps enumeration on one core too; otherwise use the cores BLAS would use.
-        info = _blas_controller().select(user_api="blas").info()
-        n_threads = max([lib["num_threads"] for lib in info] or [1])
-        n_threads = min(n_threads, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
-                        else (os.cpu_count() or 1))
-    return max(1, min(n_threads, n_chunks))
-
-
-#: A problem of at least this many states is cut into at least _MIN_CHUNKS chunks (so that it
-#: runs on the thread pool, with one BLAS thread per chunk); smaller ones are one chunk, computed
-#: in the calling thread with no pool overhead (the many tiny calls of a training loop).
-_MIN_CHUNK_STATES = 256
-_MIN_CHUNKS = 8
-
-
-def _chunk_size(model, n_rows):
-    """States per chunk: a power of two that depends on the problem's shape only (never on threads)."""
-    n_states = 2 ** model.n_latent
-    width = max((model.n_obs,) + tuple(getattr(model, "hidden", ())))
-    chunk = max(1, _BLOCK_ELEMENTS // max(n_rows, width))
-    chunk = min(chunk, max(_MIN_CHUNK_STATES, n_states // _MIN_CHUNKS))
-    return min(n_states, 1 << (chunk.bit_length() - 1))
-
-
-def _chunk_results(work, model, n_rows, n_threads):
-    """``work(start, states, workspace)`` for every state chunk, yielded in chunk order.
-
-    With more than one thread the chunks run on a ThreadPoolExecutor with BLAS pinned to one
-    thread (threadpoolctl); at most 2 chunks per thread are in flight, so memory stays bounded.
-    Each thread gets its own :class:`vi_lab.nn.Workspace` for the call, so the chunk-sized
-    temporaries are allocated once per thread, not once per chunk.
-    """
-    n_states = 2 ** model.n_latent
-    chunk = _chunk_size(model, n_rows)
-    starts = range(0, n_states, chunk)
-    n_threads = _resolve_threads(n_threads, len(starts))
-    local = threading.local()
-
-    def run(start):
-        ws = getattr(local, "workspace", None)
-        if ws is None:
-            ws = local.workspace = Workspace()
-        return work(start, _states_range(model.n_latent, start, min(start + chunk, n_states)), ws)
-
-    if len(starts) == 1:
-        yield run(0)
-        return
-    # One BLAS thread inside every chunk, whatever n_threads is: BLAS threads on these small
-    # products only add overhead, and every chunk then gives the same bits for any thread count.
-    with _blas_controller().limit(limits=1, user_api="blas"):
-        if n_threads == 1:
-            for start in starts:
-                yield run(start)
-            return
-        pool = ThreadPoolExecutor(n_threads, thread_name_prefix="vi_lab.exact")
-        try:
-            pending = deque()
-            for start in starts:
-                pending.append(pool.submit(run, start))
-                if len(pending) >= 2 * n_threads:
-                    yield pending.popleft().result()
-            while pending:
-                yield pending.popleft().result()
-        finally:
-            pool.shutdown(wait=True, cancel_futures=True)
-
-
-def _row_blocks(n_rows):
-    """Datapoint blocks, so huge N does not defeat the state chunking."""
-    step = max(1, _BLOCK_ELEMENTS // 16)
-    return [slice(i, min(i + step, n_rows)) for i in range(0, n_rows, step)]
-
-
-def _announce(name, model, n_rows, n_threads, passes=1.0):
-    """Print a time estimate on stderr before a run expected to take more than _ANNOUNCE_SECONDS."""
-    n_states = 2 ** model.n_latent
-    sizes = (model.n_latent,) + tuple(getattr(model, "hidden", ())) + (model.n_obs,)
-    decoder = 2.0 * sum(a * b for a, b in zip(sizes[:-1], sizes[1:]))
-    n_blocks = len(_row_blocks(n_rows))
-    flops = passes * n_states * (2.0 * n_rows * (model.n_obs + 1) + n_blocks * decoder)
-    seconds = flops / _FLOPS_ESTIMATE
-    if seconds <= _ANNOUNCE_SECONDS:             # short runs never pay for asking BLAS its threads
-        return seconds
-    threads = _resolve_threads(n_threads, 2 ** 30)
-    seconds /= threads
-    if seconds > _ANNOUNCE_SECONDS:
-        print(f"vi_lab.exact.{name}: enumerating 2**{model.n_latent} = {n_states:,} states for "
-              f"N = {n_rows} datapoints, estimated {_format_seconds(seconds)} on {threads} thread(s)",
-              file=sys.stderr, flush=True)
-    return seconds
-
-
-def _format_seconds(seconds):
-    for unit, size in (("days", 86400.0), ("h", 3600.0), ("min", 60.0)):
-        if seconds >= 2 * size:
-            return f"{seconds / size:,.1f} {unit}"
-    return f"{seconds:,.1f} s"
-
-
 def _check(model, params, x, q_logits=None):
     check_model(model, "bernoulli")
     check_enumerable(model.n_latent, n_obs=model.n_obs)
@@ -241,109 +95,6 @@ def _check(model, params, x, q_logits=None):
         if not onp.isfinite(onp.asarray(autograd.tracer.getval(q_logits))).all():
             raise ValueError("q_logits: contains +-inf; expected finite logits (use e.g. +-1e4 for a near-deterministic q)")
     return x
-
-
-# ---------------------------------------------------------------------------- one block
-class _Rows:
-    """The datapoints of one row block, in the two layouts the block matmul uses."""
-
-    def __init__(self, x, shift=None):
-        self.x = x
-        # x with a column of ones: the per-state constant rides along in the matmul
-        self.aug = onp.hstack([x, onp.ones((x.shape[0], 1))])
-        # and optionally a column -shift_n (e.g. -log p(x_n)), so the block comes out shifted
-        self.shift = None if shift is None else -onp.asarray(shift, dtype=float)[:, None]
-
-    @cached_property
-    def split(self):
-        # [x, 1 - x, 1] for the per-coordinate (non-cancelling) form; computed only if needed
-        return self._with_shift(onp.hstack([self.x, 1.0 - self.x, onp.ones((self.x.shape[0], 1))]))
-
-    @cached_property
-    def folded(self):
-        return self._with_shift(self.aug)
-
-    def _with_shift(self, columns):
-        return columns if self.shift is None else onp.hstack([columns, self.shift])
-
-
-def _joint_block(model, params, rows, states, a, ws, include_prior=True):
-    """log p(x_n, z_m) (or log p(x_n|z_m)) for a block of states from their decoder logits.
-
-    Parameters
-    ----------
-    rows : _Rows of N datapoints
-    states : ndarray of shape (M, K)
-    a : ndarray of shape (M, L), the decoder logits a(z_m)
-    ws : Workspace
-
-    Returns
-    -------
-    ndarray of shape (N, M), in ``ws`` (valid until the next block of this thread)
-
-    Notes
-    -----
-    log p(x|z) = x . a(z) - sum_l softplus(a_l(z)), so the N x M x L work is one matmul, with the
-    per-state constant log p(z) - sum_l softplus(a_l(z)) folded in as an extra column. That form
-    cancels when |a| is huge (x . a and sum softplus(a) both ~1e10, the answer ~1), so a chunk
-    with sum_l softplus(a_l) > _FOLD_MAX_ABS (a bound on what can cancel) uses sum_l [x_l log sigmoid(a_l) + (1 - x_l) log sigmoid(-a_l)]:
-    every term <= 0, nothing cancels, at twice the matmul.
-    """
-    n_states, n_obs = a.shape
-    extra = 0 if rows.shift is None else 1               # a column of ones against -shift_n
-    row_sums = softplus_row_sums(a, out=ws.array("abs", a.shape), scratch=ws.array("abs2", a.shape))
-    # Cancellation needs a huge positive a_l (x_l a_l ~ softplus(a_l), both huge), so
-    # sum_l softplus(a_l) >= sum_l max(a_l, 0) bounds it; a huge negative a_l with x_l = 1 makes
-    # log p(x, z) itself huge and negative, so its rounding is relative and harmless.
-    if row_sums.max() <= _FOLD_MAX_ABS:
-        a_aug = ws.array("a_aug", (n_states, n_obs + 1 + extra))
-        a_aug[:, :n_obs] = a
-        a_aug[:, n_obs] = onp.negative(row_sums, out=row_sums)
-        x_in = rows.folded
-    else:
-        a_aug = ws.array("a_aug_split", (n_states, 2 * n_obs + 1 + extra))
-        a_aug[:, :n_obs] = log_sigmoid(a)
-        a_aug[:, n_obs:2 * n_obs] = log_sigmoid(-a)
-        a_aug[:, 2 * n_obs] = 0.0
-        x_in = rows.split
-    if extra:
-        a_aug[:, -1] = 1.0
-    if include_prior:
-        a_aug[:, -1 - extra] += model.log_prior(params, states)
-    return onp.matmul(x_in, a_aug.T, out=ws.array("block", (x_in.shape[0], n_states)))
-
-
-def _q_block(q_split, states, ws):
-    """q(z_m|x_n) (N, M) from log q = sum_k [z_mk log sigmoid(psi_nk) + (1 - z_mk) log sigmoid(-psi_nk)].
-
-    ``q_split`` is [log sigmoid(psi), log sigmoid(-psi)] (N, 2K). Every term is <= 0, so a row
-    mixing psi ~ 1e16 with psi ~ 1 keeps its small coordinates (psi . z - sum softplus(psi) does not).
-    """
-    log_q = onp.matmul(q_split, onp.hstack([states, 1.0 - states]).T,
-                       out=ws.array("q", (q_split.shape[0], states.shape[0])))
-    return onp.exp(log_q, out=log_q)
-
-
-def _q_split(q_logits):
-    return onp.hstack([log_sigmoid(q_logits), log_sigmoid(-q_logits)])
-
-
-def _hand_backward(model):
-    """Whether the decoder is the stock MLP, so its hand-written backward (nn.mlp_backward) applies."""
-    cls = type(model)
-    return (cls.decoder_logits is DecoderModel.decoder_logits and cls.log_prior is BernoulliLVM.log_prior
-            and cls.log_likelihood is DecoderModel.log_likelihood)
-
-
-def _decoder_pass(model, params, states, hand, ws):
-    """Decoder logits of ``states`` (M, L) and the cache for the hand-written backward (or None)."""
-    if hand:
-        return mlp_forward(params["decoder"], states, model.activation, ws)
-    return model.decoder_logits(params, states), None
-
-
-def _logits(model, params, states, ws):
-    return _decoder_pass(model, params, states, _hand_backward(model), ws)[0]
 
 
 # ---------------------------------------------------------------------------- log p(x)
@@ -579,63 +330,6 @@ def kl_to_posterior(model, params, q_logits, x, n_threads=None):
 
 
 # ---------------------------------------------------------------------------- gradients
-def _state_weighted_objective(params, model, states, state_weight, weighted_x, prior_weight):
-    """sum_m [prior_weight_m log p(z_m) + weighted_x_m . a(z_m) - state_weight_m sum_l softplus(a_ml)].
-
-    With state_weight_m = sum_n w_nm and weighted_x_m = sum_n w_nm x_n this equals
-    sum_nm w_nm log p(x_n, z_m) (prior_weight = state_weight) or sum_nm w_nm log p(x_n|z_m)
-    (prior_weight = 0), but autograd only traces (M, L) arrays, never the (N, M) block.
-    """
-    a = model.decoder_logits(params, states)
-    value = np.sum(weighted_x * a) - np.sum(state_weight * np.sum(softplus(a), axis=-1))
-    return value + np.sum(prior_weight * model.log_prior(params, states))
-
-
-_grad_state_weighted = autograd.grad(_state_weighted_objective)
-
-
-def _state_weighted_grad(model, params, states, weights, rows, a, cache, ws, with_prior):
-    """Gradient of sum_nm w_nm log p(x_n, z_m) (or of log p(x_n|z_m)) with the weights held fixed.
-
-    Parameters
-    ----------
-    weights : ndarray of shape (N, M)
-    a, cache : the decoder logits of ``states`` and the :func:`nn.mlp_forward` cache (None: autograd)
-    ws : Workspace
-
-    Notes
-    -----
-    Everything is summed over the datapoints first: with s_m = sum_n w_nm and
-    X_m = sum_n w_nm x_n (one matmul, w^T [x, 1]), d/da(z_m) = X_m - s_m sigmoid(a(z_m)) and
-    d/db = sum_m s_m (z_m - sigmoid(b)); the decoder's backward then runs over (M, L) only.
-    """
-    n_states, n_obs = states.shape[0], rows.x.shape[1]
-    wx = onp.matmul(weights.T, rows.aug, out=ws.array("wx", (n_states, n_obs + 1)))   # [X_m, s_m]
-    state_weight = wx[:, -1]
-    if cache is None:                                           # a model with its own densities
-        prior_weight = state_weight if with_prior else 0.0
-        return _grad_state_weighted(params, model, states, state_weight, wx[:, :-1].copy(), prior_weight)
-    sig = sigmoid_into(a, out=ws.array("sigmoid", a.shape))
-    sig *= state_weight[:, None]
-    grad_a = wx[:, :-1]
-    grad_a -= sig
-    g_prior = (state_weight @ states - state_weight.sum() * sigmoid(params["prior_logits"])
-               if with_prior else onp.zeros_like(params["prior_logits"], dtype=float))
-    return {"prior_logits": g_prior,
-            "decoder": mlp_backward(params["decoder"], cache, grad_a, model.activation, ws)}
-
-
-def _neg_kl_prior_grad(params, q_logits):
-    """Gradient of -sum_n KL(q_n || p(z)) in closed form: d/dpsi = -q (1 - q) (psi - b), d/db = sum_n (q - sigmoid(b))."""
-    b = onp.asarray(params["prior_logits"], dtype=float)
-    q = sigmoid(q_logits)
-    g_logits = -(q * sigmoid(-q_logits)) * (q_logits - b)
-    g_prior = q.sum(axis=0) - q_logits.shape[0] * sigmoid(b)
-    grad = tree_zeros_like(params)
-    grad["prior_logits"] = g_prior
-    return grad, g_logits
-
-
 def elbo_grad(model, params, q_logits, x, n_threads=None):
     """Exact gradient of sum_n ELBO_n with respect to the model parameters and q's logits.
 
