@@ -10,6 +10,7 @@ mutant whose text is gone is reported as stale before anything runs.
 _EST = ["tests/test_estimators_unbiased.py"]
 _TOY = ["tests/test_toy.py"]
 _SGD = ["tests/test_sgd_scale.py"]
+_EXACT = ["tests/test_exact.py"]
 
 MUTANTS = [
     # ------------------------------------------------------------------ variational
@@ -192,6 +193,41 @@ MUTANTS = [
          old='if arr.dtype.kind == "f" and not onp.isfinite(arr).all():',
          new='if arr.dtype.kind == "f" and onp.isnan(arr).any():',
          what="parameter check refuses NaN but lets +-inf through", tests=["tests/test_reliability_params.py"]),
+    # ------------------------------------------------------------------ exact enumeration
+    dict(id="exact-running-lse-no-rescale", file="vi_lab/exact.py",
+         old="run_sum = run_sum * onp.exp(run_max - new_max) + block_sum * onp.exp(block_max - new_max)",
+         new="run_sum = run_sum + block_sum * onp.exp(block_max - new_max)",
+         what="running logsumexp forgets to rescale the old sum when the maximum moves", tests=_EXACT),
+    dict(id="exact-underflow-path-never", file="vi_lab/exact.py",
+         old="tiny = total < _TINY_SUM", new="tiny = total < 0.0",
+         what="rows whose sum underflows never take the max-subtracted path", tests=_EXACT),
+    dict(id="exact-elbo-kl-dropped", file="vi_lab/exact.py",
+         old='return expected - onp.asarray(kl_to_prior(q_logits, params["prior_logits"]))', new="return expected",
+         what="exact ELBO without the KL to the prior", tests=_EXACT),
+    dict(id="exact-posterior-unnormalized", file="vi_lab/exact.py", count=2,
+         old="block -= log_px[:, None]", new="block -= 0.0 * log_px[:, None]",
+         what="posterior and its marginals not divided by p(x)", tests=_EXACT),
+    dict(id="exact-kl-posterior-sign", file="vi_lab/exact.py",
+         old="return log_marginal(model, params, x, n_threads) - elbo(model, params, q_logits, x, n_threads)",
+         new="return elbo(model, params, q_logits, x, n_threads) - log_marginal(model, params, x, n_threads)",
+         what="KL to the posterior with the sign flipped", tests=_EXACT),
+    dict(id="enum-state-order", file="vi_lab/_enumeration.py",
+         old="shifts = onp.arange(n_latent - 1, -1, -1, dtype=onp.int64)",
+         new="shifts = onp.arange(n_latent, dtype=onp.int64)",
+         what="states enumerated with z_1 as the least significant bit", tests=_EXACT),
+    dict(id="enum-last-chunk-skipped", file="vi_lab/_enumeration.py",
+         old="starts = range(0, n_states, chunk)",
+         new="starts = range(0, n_states - chunk if n_states > chunk else n_states, chunk)",
+         what="off-by-one in chunking: the last chunk of states is dropped when there are several", tests=_EXACT),
+    dict(id="blocks-always-folded", file="vi_lab/_exact_blocks.py",
+         old="if row_sums.max() <= _FOLD_MAX_ABS:", new="if True:",
+         what="huge decoder logits take the cancelling folded matmul", tests=_EXACT),
+    dict(id="blocks-q-complement", file="vi_lab/_exact_blocks.py",
+         old="onp.hstack([states, 1.0 - states]).T", new="onp.hstack([states, states]).T",
+         what="log q(z) uses z where 1 - z belongs", tests=_EXACT),
+    dict(id="blocks-prior-dropped", file="vi_lab/_exact_blocks.py",
+         old="    if include_prior:\n", new="    if False:\n",
+         what="log p(x, z) without log p(z)", tests=_EXACT),
     # ------------------------------------------------------------------ toy
     dict(id="toy-grad-missing-factor", file="vi_lab/toy.py",
          old="return float(expit(phi) * expit(-phi) * (1 - 2 * t))", new="return float(expit(phi) * (1 - 2 * t))",

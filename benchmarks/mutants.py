@@ -104,6 +104,7 @@ def apply(copy, mutant):
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--only", default="", help="run the mutants whose id starts with this prefix")
+    parser.add_argument("--ids", default="", help="comma-separated mutant ids to run")
     parser.add_argument("--list", action="store_true", help="list the mutants and exit")
     parser.add_argument("--check", action="store_true", help="only check that every mutant applies, then exit")
     parser.add_argument("--timeout", type=float, default=240.0, help="seconds per mutant (default 240)")
@@ -117,6 +118,12 @@ def main(argv=None):
     if len(set(ids)) != len(ids):
         raise SystemExit("mutants: duplicate mutant ids in mutant_list.py")
     chosen = [m for m in MUTANTS if m["id"].startswith(args.only)]
+    if args.ids:
+        wanted = set(args.ids.split(","))
+        unknown = wanted - set(ids)
+        if unknown:
+            raise SystemExit(f"mutants: unknown mutant id(s) {sorted(unknown)}")
+        chosen = [m for m in chosen if m["id"] in wanted]
     if args.list:
         for m in chosen:
             flag = "  [equivalent]" if m.get("equivalent") else ""
