@@ -10,7 +10,7 @@ mutant whose text is gone is reported as stale before anything runs.
 _EST = ["tests/test_estimators_unbiased.py"]
 _TOY = ["tests/test_toy.py"]
 _SGD = ["tests/test_sgd_scale.py"]
-_EXACT = ["tests/test_exact.py"]
+_EXACT = ["tests/test_reliability_exact.py", "tests/test_exact.py"]
 
 MUTANTS = [
     # ------------------------------------------------------------------ variational
