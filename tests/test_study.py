@@ -56,6 +56,8 @@ def test_final_log_px_is_the_exact_value_of_the_saved_run(done):
         row = done["runs"][(done["runs"]["seed"] == seed) & (done["runs"]["steps"] == result.config["steps"])]
         value = float(np.mean(exact.log_marginal(result.model, result.params, x_valid)))
         assert value in set(row["log_px_valid"]), (est, value)
+        # the run says which split it trained on
+        assert np.array_equal(load_split(**result.config["study_data"])[1], x_valid)
 
 
 def test_seeds_pair_the_initialization_across_estimators(done):

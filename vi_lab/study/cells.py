@@ -130,6 +130,10 @@ def train_cell(task):
                          f"K={cell['K']}): {error}") from None
     if result.interrupted:                   # fit turns Ctrl-C into a partial run; a study keeps whole cells only
         raise KeyboardInterrupt
+    # the saved run says which rows it trained on: vi_lab.study.data.load_split(**config["study_data"])
+    # (fit shares one config dict among its snapshots, so the checkpoints say it too)
+    result.config["study_data"] = {"name": cell["data"], "latent": cell["K"], "valid_fraction": study.valid_fraction,
+                                   "split_seed": study._split_seed(cell["seed"])}
     variance = []
     if "variance" in study.measure and not reference:
         rows = variance_rows(study, cell, x_train.shape[0])
