@@ -106,8 +106,8 @@ def _add_common(p, command, seed_help="seed of everything random (data noise, in
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     if jobs:
         p.add_argument("--jobs", type=_int(1), default=None,
-                       help="processes for the measurement cells (default: every core); the numbers do not "
-                            "depend on it")
+                       help="processes for the measurement cells (default: every core, or 1 when the run is too "
+                            "small to pay for starting workers); the numbers do not depend on it")
 
 
 def _add_model(p, latent, data="bars", from_run=False):
