@@ -452,14 +452,28 @@ def _make_optimizer(optimizer, learning_rate):
     return optimizer
 
 
+def _estimator(name, options):
+    from .estimators.base import Estimator
+    if not isinstance(name, Estimator):
+        return _estimators.get(name, **options)
+    if options:
+        raise ValueError(f"options: an estimator object comes configured; got options {sorted(options)} as well "
+                         f"(pass the name, e.g. {name.name!r}, to build one with options)")
+    if name.latent != "bernoulli":
+        raise ValueError(f"name: expected a Bernoulli estimator, got the {name.latent}-latent {name.name!r}")
+    return name
+
+
 def optimize(name="score_function", phi0=None, t=None, steps=200, learning_rate=None, n_samples=1,
              rng=0, optimizer=None, preset=None, estimator_options=None, **options):
     """Minimize E[(b - t)^2] over phi with one estimator's gradients.
 
     Parameters
     ----------
-    name : str
-        A registered Bernoulli estimator; ``options`` are passed to ``get``.
+    name : str or Estimator
+        A registered Bernoulli estimator; ``options`` are passed to ``get``. An estimator
+        object (e.g. a stateful one whose control was trained beforehand) is used as it is,
+        its state carried on, and takes no ``options``.
     phi0 : float, default 0.0
     t : float, default 0.45
     steps : int
@@ -511,7 +525,7 @@ def optimize(name="score_function", phi0=None, t=None, steps=200, learning_rate=
         raise ValueError(f"learning_rate: expected a positive step size, got {learning_rate}")
     opt = _make_optimizer(optimizer, learning_rate)
     rng = check_rng(rng)
-    est = _estimators.get(name, **{**(estimator_options or {}), **options})
+    est = _estimator(name, {**(estimator_options or {}), **options})
     n_samples = max(check_positive_int(n_samples, "n_samples"), est.min_samples)
     f = loss(t)
     phi = onp.empty(steps + 1)
