@@ -46,3 +46,28 @@ def test_user_errors_exit_2_with_one_line(args, match, capsys):
 def test_unknown_choice_is_an_argparse_error():
     out = run_cli("exact", "--data", "mnist")
     assert out.returncode == 2 and "invalid choice" in out.stderr
+
+
+@pytest.mark.parametrize("delay", [0.2, 0.5, 1.0])
+def test_ctrl_c_during_start_up_ends_in_one_line(tmp_path, delay):
+    """SIGINT while `vi-lab` imports numpy/autograd and builds its parser: no traceback, one line.
+
+    The child does what the ``vi-lab`` console script does (import vi_lab.cli, call main) and
+    announces itself once the interpreter's own start-up (site-packages) is done, just before
+    ``import vi_lab``; the delays land in the package import, main's imports of numpy/autograd and
+    the set-up (an eager ``vi_lab/__init__`` that imports every submodule fails this test).
+    """
+    import signal
+    import time
+    driver = ("import sys; sys.stdout.write('ready\\n'); sys.stdout.flush(); from vi_lab.cli import main; "
+              "sys.exit(main(['variance', '--quiet', '--out', sys.argv[1]]))")
+    proc = subprocess.Popen([sys.executable, "-c", driver, str(tmp_path / "out")],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert proc.stdout.readline() == "ready\n"
+    time.sleep(delay)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=120)
+    assert "Traceback" not in err, err
+    assert len(err.strip().splitlines()) == 1, err
+    assert proc.returncode == 130, (proc.returncode, err)
+    assert not (tmp_path / "out").exists()

@@ -13,12 +13,18 @@ import argparse
 import math
 import os
 import re
+import signal
 import sys
+import threading
 
 __all__ = ["main", "build_parser", "UsageError", "load_data"]
 
 #: K beyond which exact enumeration is refused (mirrors vi_lab.exact.MAX_LATENT without importing it).
 _MAX_LATENT_FALLBACK = 24
+
+
+def _main_thread():
+    return threading.current_thread() is threading.main_thread()
 
 
 class UsageError(ValueError):
@@ -424,6 +430,15 @@ def main(argv=None):
     command = next((a for a in argv if not a.startswith("-")), None)
     prog = "vi-lab" if command is None else f"vi-lab {command}"
     parser = None
+    interrupted = []
+
+    def on_sigint(signum, frame):
+        # Remember the interrupt: a Ctrl-C inside a C extension's import (numpy's) surfaces as an
+        # ImportError, which must still end as an interrupt, not as "error: cannot import numpy".
+        interrupted.append(signum)
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGINT, on_sigint) if _main_thread() else None
     try:
         parser = build_parser(command)
         args = parser.parse_args(argv)
@@ -448,12 +463,18 @@ def main(argv=None):
         print(f"{prog}: error: {_one_line(exc)}", file=sys.stderr)
         return 2
     except (ValueError, ImportError, OSError, MemoryError) as exc:
+        if interrupted:
+            print(f"{prog}: interrupted (nothing was written over a previous run)", file=sys.stderr)
+            return 130
         message = _one_line(exc) or type(exc).__name__
         if isinstance(exc, ValueError) and parser is not None and command in (parser._subparsers._group_actions[0]
                                                                                .choices):
             message = relabel(message, _option_names(parser, command))
         print(f"{prog}: error: {message}", file=sys.stderr)
         return 2
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGINT, previous)
 
 
 if __name__ == "__main__":
