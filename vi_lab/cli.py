@@ -10,6 +10,7 @@ Nothing heavy is imported at module level, so that parsing, ``--help`` and mista
 an interrupt during start-up is caught like any other.
 """
 import argparse
+import importlib
 import math
 import os
 import re
@@ -277,7 +278,9 @@ def _add_study(subparsers, configure):
         p.add_argument("study_args", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
         return
     try:
-        from .study import cli as study_cli
+        # import_module consults sys.modules, so a missing or blocked vi_lab.study.cli is seen
+        # even when the package vi_lab.study already holds the attribute from an earlier import
+        study_cli = importlib.import_module("vi_lab.study.cli")
     except ImportError as exc:
         if getattr(exc, "name", "") not in ("vi_lab.study", "vi_lab.study.cli"):
             raise
