@@ -30,6 +30,7 @@ import numbers
 import numpy as onp
 
 from ._tree import tree_map, tree_zeros_like
+from ._validation import check_bool
 
 __all__ = ["Adam", "SGD", "adam", "sgd", "constant", "exponential_decay", "as_schedule"]
 
@@ -171,7 +172,8 @@ class Adam:
                 raise ValueError(f"{name}: expected a decay rate in [0, 1), got {value!r}")
         if not eps > 0:
             raise ValueError(f"eps: expected a positive number, got {eps!r}")
-        self.b1, self.b2, self.eps, self.sign = float(b1), float(b2), float(eps), 1.0 if maximize else -1.0
+        self.b1, self.b2, self.eps = float(b1), float(b2), float(eps)
+        self.sign = 1.0 if check_bool(maximize, "maximize") else -1.0
 
     def config(self):
         """JSON-serializable description (for saved runs)."""
@@ -250,7 +252,8 @@ class SGD:
         self.schedule = as_schedule(learning_rate)
         if not 0.0 <= mass < 1.0:
             raise ValueError(f"mass: expected a momentum in [0, 1), got {mass!r}")
-        self.mass, self.sign = float(mass), 1.0 if maximize else -1.0
+        self.mass = float(mass)
+        self.sign = 1.0 if check_bool(maximize, "maximize") else -1.0
 
     def config(self):
         """JSON-serializable description (for saved runs)."""

@@ -16,7 +16,7 @@ import numpy as onp
 from autograd.tracer import getval
 
 from .._tree import tree_map
-from .._validation import check_binary, check_finite_tree, check_logits, check_model, check_params, check_positive_int, check_rng
+from .._validation import check_bool, check_binary, check_finite_tree, check_logits, check_model, check_params, check_positive_int, check_rng
 from ..model import BernoulliLVM, DecoderModel
 from ..nn import log_sigmoid, mlp_backward, mlp_forward, sigmoid, sigmoid_into, softplus
 from ..variational import kl_to_prior
@@ -372,6 +372,7 @@ class Estimator:
             Structure of ``params``; leaves of shape (R, *shape) if ``n_reps`` is given.
         g_logits : ndarray of shape (N, K), or (R, N, K) if ``n_reps`` is given
         """
+        params_grad = check_bool(params_grad, "params_grad")
         x, q_logits, n_samples, reps = self._check_elbo_inputs(model, params, q_logits, x, n_samples, n_reps)
         rng = check_rng(rng)
         analytic = getattr(self, "entropy", "sampled") == "analytic"

@@ -24,7 +24,7 @@ from autograd.scipy.special import logsumexp
 from autograd.tracer import getval
 
 from .._tree import tree_map
-from .._validation import check_binary, check_finite_tree, check_rng
+from .._validation import check_bool, check_binary, check_finite_tree, check_rng
 from ..gaussian import check_q_params, log_prob
 from .base import Estimator, tile_reps
 from .score_function import center
@@ -150,6 +150,7 @@ class _GaussianEstimator(Estimator):
             ``{"mean": ndarray of shape (N, K), "log_std": ndarray of shape (N, K)}``, or
             (R, N, K) each if ``n_reps`` is given.
         """
+        params_grad = check_bool(params_grad, "params_grad")
         x, mean, log_std, n_samples, reps = self._check_gaussian_inputs(model, params, q_params, x, n_samples, n_reps)
         rng = check_rng(rng)
         analytic = self.entropy == "analytic"
@@ -249,6 +250,7 @@ class Reparam(_GaussianEstimator):
         return autograd.grad(objective)(_tile_q(mean, log_std, eps.shape[0]))
 
     def __call__(self, model, params, q_params, x, n_samples, rng=None, n_reps=None, params_grad=True):
+        params_grad = check_bool(params_grad, "params_grad")
         if self.objective != "iwae":
             return super().__call__(model, params, q_params, x, n_samples, rng, n_reps, params_grad)
         x, mean, log_std, n_samples, reps = self._check_gaussian_inputs(model, params, q_params, x, n_samples, n_reps)

@@ -2,7 +2,7 @@
 import numpy as onp
 from autograd.tracer import getval
 
-from .._validation import check_rng
+from .._validation import check_bool, check_rng
 from ..nn import sigmoid
 from .base import uniform_open
 from .rebar import conditional_logistic
@@ -87,6 +87,7 @@ class GumbelRao(_Relaxed):
 
         Same parameters and returns as :meth:`vi_lab.estimators.base.Estimator.__call__`.
         """
+        params_grad = check_bool(params_grad, "params_grad")
         rng = check_rng(rng)
         self._noise_rng = rng
         return super().__call__(model, params, q_logits, x, n_samples, rng, n_reps, params_grad)

@@ -6,7 +6,7 @@ import autograd.numpy as np
 import numpy as onp
 from autograd.tracer import getval
 
-from .._validation import check_rng
+from .._validation import check_bool, check_rng
 from ..optimizers import Adam
 from ..nn import init_mlp, mlp
 from .base import Estimator, bernoulli_from_uniform, score_grad, uniform_open, _grad_neg_kl
@@ -135,6 +135,7 @@ class NVIL(Estimator):
 
         Same parameters and returns as :meth:`vi_lab.estimators.base.Estimator.__call__`.
         """
+        params_grad = check_bool(params_grad, "params_grad")
         x, q_logits, n_samples, reps = self._check_elbo_inputs(model, params, q_logits, x, n_samples, n_reps)
         rng = check_rng(rng)
         analytic = self.entropy == "analytic"

@@ -5,7 +5,7 @@ import numpy as onp
 from autograd.extend import defvjp, primitive
 from autograd.tracer import getval
 
-from .._validation import check_rng
+from .._validation import check_bool, check_rng
 from ..nn import sigmoid
 from ..variational import kl_to_prior
 from .base import Estimator, logistic_noise, tile_reps, uniform_open, weighted_log_density_grads
@@ -63,6 +63,7 @@ class _Relaxed(Estimator):
 
         Same parameters and returns as :meth:`vi_lab.estimators.base.Estimator.__call__`.
         """
+        params_grad = check_bool(params_grad, "params_grad")
         x, q_logits, n_samples, reps = self._check_elbo_inputs(model, params, q_logits, x, n_samples, n_reps)
         noise = logistic_noise(uniform_open(check_rng(rng), (reps, n_samples) + q_logits.shape))
 

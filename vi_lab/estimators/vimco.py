@@ -2,7 +2,7 @@
 import numpy as onp
 from autograd.tracer import getval
 
-from .._validation import check_rng
+from .._validation import check_bool, check_rng
 from ..nn import log_sigmoid
 from .base import Estimator, bernoulli_from_uniform, score_grad, uniform_open, weighted_log_density_grads
 
@@ -98,6 +98,7 @@ class VIMCO(Estimator):
         Same parameters and returns as :meth:`vi_lab.estimators.base.Estimator.__call__`,
         except that the target is sum_n IWAE_k(x_n), not sum_n ELBO_n.
         """
+        params_grad = check_bool(params_grad, "params_grad")
         x, q_logits, n_samples, reps = self._check_elbo_inputs(model, params, q_logits, x, n_samples, n_reps)
         rng = check_rng(rng)
         z = bernoulli_from_uniform(q_logits, uniform_open(rng, (reps, n_samples) + q_logits.shape))

@@ -12,7 +12,7 @@ import time
 import numpy as onp
 
 from .. import exact
-from .._validation import check_positive_int, check_binary
+from .._validation import check_bool, check_positive_int, check_binary
 from .sizes import CALL_BYTES, check_size, measurement_chunks  # noqa: F401  (CALL_BYTES: re-exported)
 from .specs import as_seed, build, default_specs, spec_rng, without_option
 from .table import frame
@@ -332,6 +332,8 @@ def variance(model, params, q_logits, x, estimators=None, samples=DEFAULT_SAMPLE
     (``var_q_x_cost``) compares estimators at equal compute: doubling the samples halves the
     variance of an average, so this product does not depend on S for plain Monte Carlo.
     """
+    model_grad = check_bool(model_grad, "model_grad")
+    progress = check_bool(progress, "progress")
     x, q_logits, samples, reps = _check_inputs(model, params, q_logits, x, samples, reps)
     warmup = _check_warmup(warmup)
     seed = as_seed(rng)

@@ -8,7 +8,7 @@ import numpy as onp
 from .. import exact, quadrature
 from .. import gaussian as _gaussian
 from .._tree import tree_sq_norm
-from .._validation import check_binary, check_rng, check_positive_int, check_finite_tree, check_params
+from .._validation import check_bool, check_binary, check_rng, check_positive_int, check_finite_tree, check_params
 from ..optimizers import Adam, SGD, as_schedule
 from ..variational import MeanField, Encoder, GaussianEncoder
 from ..gaussian import GaussianMeanField
@@ -425,6 +425,9 @@ def fit(model, x, method="amortized", estimator=None, n_samples=1, steps=1000, b
     x = check_binary(x, model.n_obs, "x")
     if x_valid is not None:
         x_valid = check_binary(x_valid, model.n_obs, "x_valid")
+    progress = check_bool(progress, "progress")
+    record_exact = check_bool(record_exact, "record_exact")
+    train_model = check_bool(train_model, "train_model")
     n_samples = check_positive_int(n_samples, "n_samples")
     steps = check_positive_int(steps, "steps", minimum=0)
     batch_size = x.shape[0] if batch_size is None else min(check_positive_int(batch_size, "batch_size"), x.shape[0])
