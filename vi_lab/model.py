@@ -110,7 +110,7 @@ class DecoderModel:
     def check_params(self, params, name="params"):
         """Raise a ValueError unless ``params`` fits this model exactly.
 
-        Every dict must have exactly the keys of :meth:`init_params` (a decoder with a layer
+        Every dict must have exactly the keys of ``init_params`` (a decoder with a layer
         missing or extra would silently be another network), every leaf the expected shape (a
         ``prior_logits`` of shape ``()`` or ``(1,)`` would broadcast), a real dtype, and only
         finite values (no NaN, no +-inf). The message names the leaf, e.g.

@@ -118,7 +118,7 @@ def run_variance(latent=10, data="bars", hidden=(32,), n_data=30, estimators=Non
         Processes the cells (estimator, S) run on, through :func:`vi_lab.parallel.run_cells`
         (None: every core). The table is identical for every value.
     from_run : str, path or FitResult, optional
-        Measure at the model and q of a saved run (:func:`~vi_lab.experiments.problem.load_run`)
+        Measure at the model and q of a saved run (``vi_lab.experiments.problem.load_run``)
         instead of training; ``latent``, ``hidden``, ``checkpoints``, ``train_method`` and
         ``learning_rate`` are then unused, and ``data``/``seed`` must give the run's data.
 
@@ -132,7 +132,7 @@ def run_variance(latent=10, data="bars", hidden=(32,), n_data=30, estimators=Non
     Notes
     -----
     Every option is checked, and the memory of the measurement estimated
-    (:func:`~vi_lab.experiments.variance.check_size`), before training starts.
+    (:func:`~vi_lab.experiments.sizes.check_size`), before training starts.
     """
     from ..parallel import resolve_jobs
     seed = as_seed(seed)

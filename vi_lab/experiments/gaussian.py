@@ -88,7 +88,7 @@ def gaussian_variance(model, params, q_params, x, estimators=None, samples=DEFAU
     Returns
     -------
     pandas.DataFrame
-        The columns of :data:`vi_lab.experiments.variance.COLUMNS` (same meaning): one row per
+        The columns of ``vi_lab.experiments.variance.COLUMNS`` (same meaning): one row per
         estimator and S, plus one ``quadrature`` row (the reference: variance, bias and MSE 0,
         ``evals`` = n**K decoder evaluations per datapoint). The q-gradient (suffix ``_q``) is with
         respect to (mean, log_std), 2 N K coordinates.

@@ -16,7 +16,7 @@ SIGINT deferred.
 vi_lab replaces a directory only when every file in it is one vi_lab wrote: listed in its
 ``config.json`` with the same SHA-256. Anything else there (a file of yours, an edited table, a
 ``config.json`` that is not vi_lab's) makes it refuse the directory, before any computation
-(:func:`check_out_dir`), and nothing is deleted.
+(``vi_lab.experiments.results.check_out_dir``), and nothing is deleted.
 """
 import hashlib
 import json
@@ -196,7 +196,7 @@ class RunWriter:
     ----------
     out : str or path
         The run directory. It may be missing, empty, or hold a previous vi_lab run (replaced by
-        :meth:`close`); anything else is refused (ValueError, see :func:`check_out_dir`).
+        :meth:`close`); anything else is refused (ValueError, see ``check_out_dir``).
     command : str
         Experiment name recorded in ``config.json`` (e.g. ``"variance"``).
     config : dict

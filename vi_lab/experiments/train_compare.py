@@ -99,7 +99,7 @@ def train_compare(latent=8, data="bars", hidden=(32,), estimators=None, methods=
     encoder_hidden : tuple of int, default (64,)
         Hidden widths of the amortized encoder.
     valid_fraction : float in (0, 1), optional
-        Held-out fraction (default: that of :func:`~vi_lab.experiments.problem.load_data`).
+        Held-out fraction (default: that of :func:`~vi_lab.experiments.load_data`).
     bars_copies : int or None, default 40
         For ``data="bars"``: noisy copies of each of the 30 patterns (40: 1200 images, 800 for
         training). The small default data set (6 copies, 120 training images) is memorized within

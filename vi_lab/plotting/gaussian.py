@@ -160,7 +160,7 @@ def gaussian_learning_curves(histories, x="step", title=None):
     Parameters
     ----------
     histories : dict of str -> dict
-        Label -> :attr:`vi_lab.inference.FitResult.history` (columns ``step``, ``decoder_evals``,
+        Label -> ``history`` of a :class:`vi_lab.inference.FitResult` (columns ``step``, ``decoder_evals``,
         ``wall_time``, ``log_px_train``, ``elbo_exact``, optional ``log_px_valid``).
     x : {"step", "decoder_evals", "wall_time"}, default "step"
     title : str, optional
