@@ -297,3 +297,13 @@ def test_default_variance_list_measures_rebar_at_fixed_eta_and_tau():
     from vi_lab.experiments.variance import _resolve
     labels = [label for label, _, _ in _resolve(None, [2])]
     assert "rebar:tune=false" in labels and "rebar" not in labels
+
+
+def test_default_list_leaves_out_only_the_costly_estimators_and_keeps_gumbel_rao_in_the_sweep():
+    from vi_lab.experiments import specs as spec_module
+    from vi_lab.experiments.variance import NOT_BY_DEFAULT, _resolve, tau_estimators
+    labels = [label for label, _, _ in _resolve(None, [2])]
+    registered = [s for s in spec_module.default_specs() if s != "rebar"]
+    assert set(labels) == (set(registered) - set(NOT_BY_DEFAULT)) | {"rebar:tune=false"}
+    assert set(NOT_BY_DEFAULT) == {"rodeo", "gumbel_rao", "leg"}
+    assert "gumbel_rao" in tau_estimators()

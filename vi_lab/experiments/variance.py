@@ -152,7 +152,8 @@ def _resolve(estimators, samples):
     """(label, spec, estimator object) triples; explicit names must accept every S asked for."""
     explicit = estimators is not None
     # REBAR measured at fixed (eta, tau): its online tuning is for training (H6's decision, issue 12)
-    specs = [VARIANCE_SPEC.get(s, s) for s in default_specs()] if estimators is None else list(estimators)
+    specs = ([VARIANCE_SPEC.get(s, s) for s in default_specs() if s not in NOT_BY_DEFAULT]
+             if estimators is None else list(estimators))
     if isinstance(estimators, str) or (estimators is not None and callable(estimators)):
         specs = [estimators]
     if not specs:
@@ -174,6 +175,13 @@ def _resolve(estimators, samples):
 
 #: Default specifications the variance experiment measures instead of a registered name's defaults.
 VARIANCE_SPEC = {"rebar": "rebar:tune=false"}
+
+#: Registered estimators the default run leaves out because one estimate costs many times an
+#: RLOO estimate (RODEO trains its Stein control network, about 30x; Gumbel-Rao draws 10
+#: conditional noises per sample, about 15x; LEG flips each of the K coordinates, about 9x):
+#: name them to measure them (``vi-lab variance --estimators rodeo``). Gumbel-Rao stays in the
+#: temperature sweep (:func:`tau_sweep`), where its comparison with straight-through belongs.
+NOT_BY_DEFAULT = ("rodeo", "gumbel_rao", "leg")
 
 
 #: Samples per call while a stateful estimator learns its baseline (its state does not depend on S).
@@ -291,7 +299,7 @@ def variance(model, params, q_logits, x, estimators=None, samples=DEFAULT_SAMPLE
         :mod:`vi_lab.experiments.specs`) or objects following the :mod:`vi_lab.estimators`
         interface (your own estimator; each measurement uses a deep copy, labelled by its
         ``name``). Default: every registered Bernoulli estimator plus
-        ``rloo``; sample counts below an estimator's ``min_samples`` are then skipped, whereas
+        ``rloo``, except the costly ``NOT_BY_DEFAULT`` (rodeo, gumbel_rao, leg); sample counts below an estimator's ``min_samples`` are then skipped, whereas
         an explicitly named estimator must accept every S (ValueError otherwise).
     samples : sequence of int, default (1, 3, 10, 30, 100)
         Sample counts S per estimate.
