@@ -17,11 +17,6 @@ $(VENV)/.installed-dev: setup.cfg pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	touch $@ $(VENV)/.installed
 
-# nbconvert turns the notebooks into reveal.js slide decks (make slides and its test).
-$(VENV)/.installed-slides: | $(BIN)/python
-	$(BIN)/python -m pip install --quiet 'nbconvert>=7.0'
-	touch $@
-
 # MathJax (math in the docs and slides) and reveal.js (the slides), pinned in docs/package.json
 # and its lock file, installed from the npm registry so that nothing is loaded from a CDN: the
 # built site and decks open from disk with no network.
@@ -38,8 +33,9 @@ $(JS_STAMP): docs/package.json docs/package-lock.json
 js: $(JS_STAMP)
 
 ## browser: Debian's chromium for the headless-browser tests (installed with apt-get when run
-## as root; otherwise `sudo apt-get install chromium`), and Playwright, which drives it
-browser: $(VENV)/.installed-playwright
+## as root; otherwise `sudo apt-get install chromium`); Playwright, which drives it, is a dev
+## extra (its own browser download is never used: the tests launch /usr/bin/chromium)
+browser: $(VENV)/.installed-dev
 	@if command -v chromium >/dev/null 2>&1; then :; \
 	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
 	  echo "installing Debian's chromium for the browser tests"; \
@@ -48,12 +44,6 @@ browser: $(VENV)/.installed-playwright
 	else \
 	  echo "no chromium, and no root to install it: the browser tests will be skipped (sudo apt-get install chromium)"; \
 	fi
-
-# Playwright's Python package only (its own browser download is never used: the tests launch
-# /usr/bin/chromium).
-$(VENV)/.installed-playwright: | $(BIN)/python
-	$(BIN)/python -m pip install --quiet 'playwright>=1.40'
-	touch $@
 
 $(VENV)/.installed-notebooks: setup.cfg pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --quiet -e '.[notebooks]'
@@ -67,7 +57,7 @@ demo: $(VENV)/.installed
 # One BLAS thread per worker: two workers on two cores, each with its own thread pool,
 # otherwise oversubscribe the machine and matmuls slow down by an order of magnitude.
 # The docs, offline-math and slides tests need MathJax and reveal.js (js), nbconvert, and a browser.
-test: $(VENV)/.installed-dev $(VENV)/.installed-slides js browser
+test: $(VENV)/.installed-dev js browser
 	OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 \
 	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) --nbmake tests notebooks
 
@@ -77,7 +67,7 @@ docs: $(VENV)/.installed-dev js
 
 ## slides: one reveal.js deck per lecture (and per notebook) in docs/_build/slides, notebooks
 ## executed so the decks show their figures; opens offline (reveal.js and MathJax bundled)
-slides: $(VENV)/.installed-dev $(VENV)/.installed-slides js
+slides: $(VENV)/.installed-dev js
 	OPENBLAS_NUM_THREADS=1 $(BIN)/python docs/slides/build.py --out docs/_build/slides
 
 ## notebooks: open JupyterLab on the notebooks folder
