@@ -1,11 +1,15 @@
 """Figures of a study (``vi_lab.study``): every line a mean across seeds with its 95% interval.
 
 - ``log_px_vs_evals``: held-out exact log p(x) against decoder evaluations per training
-  datapoint (top row) and against training wall time (bottom row), one column per grid point.
+  datapoint and against training wall time (two rows per grid point).
 - ``variance_vs_progress``: gradient variance at equal cost (variance x decoder evaluations of
   one estimate) against training progress, along each estimator's own run and along the shared
-  exact_elbo run.
+  exact_elbo run (two rows per grid point).
 - ``save_figures``: both, as PNG files.
+
+Both draw one column per family of estimators (score-function family, antithetic, relaxed,
+references; ``vi_lab.plotting.panels``), each series in its colour and marker of
+``vi_lab.plotting.LOOKS``, no two series of a panel sharing a colour or a line style.
 
 Intervals are Student-t intervals across seeds (on log10 for variances: a geometric mean with its
 interval); a single seed's line is never drawn on its own. The functions take the tables of a
