@@ -281,7 +281,30 @@ class MeanField:
         return int(onp.size(q_params["logits"]))
 
 
-class Encoder:
+class _RecognitionNetwork:
+    """Sizes, activation, repr and saved config shared by the two encoder networks."""
+
+    def __init__(self, n_obs, n_latent, hidden=(64,), activation="tanh"):
+        self.n_obs = check_positive_int(n_obs, "n_obs")
+        self.n_latent = check_positive_int(n_latent, "n_latent")
+        if isinstance(hidden, numbers.Integral):
+            hidden = (hidden,)
+        self.hidden = tuple(check_positive_int(h, "hidden (each layer width)") for h in hidden)
+        if activation not in ACTIVATIONS:
+            raise ValueError(f"activation: unknown name {activation!r}; expected one of {sorted(ACTIVATIONS)}")
+        self.activation = activation
+
+    def __repr__(self):
+        return (f"{type(self).__name__}(n_obs={self.n_obs}, n_latent={self.n_latent}, hidden={self.hidden}, "
+                f"activation={self.activation!r})")
+
+    def config(self):
+        """The constructor arguments as a JSON-serializable dict (for saving runs)."""
+        return {"class": type(self).__name__, "n_obs": self.n_obs, "n_latent": self.n_latent,
+                "hidden": list(self.hidden), "activation": self.activation}
+
+
+class Encoder(_RecognitionNetwork):
     """Amortized mean-field Bernoulli family: an MLP maps x to the logits of q(z|x).
 
     psi(x) = MLP_phi(x) and q(z|x) = prod_k Bernoulli(z_k; sigmoid(psi_k(x))). One set of
@@ -309,25 +332,6 @@ class Encoder:
 
     #: One network for all datapoints; the ``idx`` argument of :meth:`logits` is ignored.
     amortized = True
-
-    def __init__(self, n_obs, n_latent, hidden=(64,), activation="tanh"):
-        self.n_obs = check_positive_int(n_obs, "n_obs")
-        self.n_latent = check_positive_int(n_latent, "n_latent")
-        if isinstance(hidden, numbers.Integral):
-            hidden = (hidden,)
-        self.hidden = tuple(check_positive_int(h, "hidden (each layer width)") for h in hidden)
-        if activation not in ACTIVATIONS:
-            raise ValueError(f"activation: unknown name {activation!r}; expected one of {sorted(ACTIVATIONS)}")
-        self.activation = activation
-
-    def __repr__(self):
-        return (f"Encoder(n_obs={self.n_obs}, n_latent={self.n_latent}, hidden={self.hidden}, "
-                f"activation={self.activation!r})")
-
-    def config(self):
-        """The constructor arguments as a JSON-serializable dict (for saving runs)."""
-        return {"class": "Encoder", "n_obs": self.n_obs, "n_latent": self.n_latent,
-                "hidden": list(self.hidden), "activation": self.activation}
 
     def init_params(self, rng=0, scale=1.0):
         """Random encoder weights.
@@ -398,7 +402,7 @@ def family_from_config(config):
     return classes[name](**config)
 
 
-class GaussianEncoder:
+class GaussianEncoder(_RecognitionNetwork):
     """Amortized diagonal-Gaussian family (the VAE encoder): an MLP maps x to q's mean and log-std.
 
     [mu(x), log sigma(x)] = MLP_phi(x) (one network, 2K outputs) and
@@ -429,25 +433,6 @@ class GaussianEncoder:
     amortized = True
     #: q is a Gaussian over real z (the Bernoulli families have no such attribute).
     latent = "gaussian"
-
-    def __init__(self, n_obs, n_latent, hidden=(64,), activation="tanh"):
-        self.n_obs = check_positive_int(n_obs, "n_obs")
-        self.n_latent = check_positive_int(n_latent, "n_latent")
-        if isinstance(hidden, numbers.Integral):
-            hidden = (hidden,)
-        self.hidden = tuple(check_positive_int(h, "hidden (each layer width)") for h in hidden)
-        if activation not in ACTIVATIONS:
-            raise ValueError(f"activation: unknown name {activation!r}; expected one of {sorted(ACTIVATIONS)}")
-        self.activation = activation
-
-    def __repr__(self):
-        return (f"GaussianEncoder(n_obs={self.n_obs}, n_latent={self.n_latent}, hidden={self.hidden}, "
-                f"activation={self.activation!r})")
-
-    def config(self):
-        """The constructor arguments as a JSON-serializable dict (for saving runs)."""
-        return {"class": "GaussianEncoder", "n_obs": self.n_obs, "n_latent": self.n_latent,
-                "hidden": list(self.hidden), "activation": self.activation}
 
     def init_params(self, rng=0, scale=1.0, out_scale=0.1):
         """Random encoder weights.
