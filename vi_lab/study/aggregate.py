@@ -152,7 +152,7 @@ def _final(study, runs, variance):
                 if series is not None and len(series):
                     keys = [tuple(r[c] for c in KEY) for _, r in sub.iterrows()]
                     vals = [series.get(k, onp.nan) for k in keys]
-                    m, lo, hi = t_interval(onp.log10(onp.asarray(vals, dtype=float)))
+                    m, lo, hi = t_interval(_log10(vals))
                     row[name], row[name + "_lo"], row[name + "_hi"] = 10 ** m, 10 ** lo, 10 ** hi
             row["wall_time"] = float(sub["wall_time"].mean())
             rows.append(row)
@@ -171,14 +171,21 @@ def _final(study, runs, variance):
     return df
 
 
+
+def _log10(values):
+    """log10 of variances; an exact estimator's zero variance gives -inf, whose mean is -inf and
+    10 ** -inf = 0, the right summary, so the divide-by-zero warning is expected and silenced."""
+    with onp.errstate(divide="ignore"):
+        return onp.log10(onp.asarray(values, dtype=float))
+
 def _variance_summary(study, variance):
     rows = []
     if not len(variance):
         return frame([], title="no variance measured")
     for key, group in variance.groupby(GRID[:-1] + ["estimator", "S", "run", "checkpoint"], dropna=False, sort=False):
-        logs = onp.log10(group["var_q_x_cost"].astype(float).to_numpy())
+        logs = _log10(group["var_q_x_cost"].astype(float).to_numpy())
         m, lo, hi = t_interval(logs)
-        mq = t_interval(onp.log10(group["var_q"].astype(float).to_numpy()))[0]
+        mq = t_interval(_log10(group["var_q"].astype(float).to_numpy()))[0]
         rows.append(dict(zip(GRID[:-1] + ["estimator", "S", "run", "checkpoint"], key),
                          progress=float(group["progress"].mean()), n_seeds=len(group), var_q=10 ** mq,
                          var_q_x_cost=10 ** m, var_q_x_cost_lo=10 ** lo, var_q_x_cost_hi=10 ** hi,
