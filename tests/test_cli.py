@@ -48,7 +48,7 @@ def test_unknown_choice_is_an_argparse_error():
     assert out.returncode == 2 and "invalid choice" in out.stderr
 
 
-@pytest.mark.parametrize("delay", [0.2, 0.5, 1.0])
+@pytest.mark.parametrize("delay", [0.2, 0.35, 0.5, 0.65, 0.8, 1.0])
 def test_ctrl_c_during_start_up_ends_in_one_line(tmp_path, delay):
     """SIGINT while `vi-lab` imports numpy/autograd and builds its parser: no traceback, one line.
 

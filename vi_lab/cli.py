@@ -24,6 +24,15 @@ __all__ = ["main", "build_parser", "UsageError", "load_data"]
 _MAX_LATENT_FALLBACK = 24
 
 
+#: Re-delivering an interrupt that lands in importlib needs an interval timer (not on Windows).
+_DEFER = hasattr(signal, "setitimer")
+
+
+def _stop_redelivery():
+    if _DEFER and _main_thread():
+        signal.setitimer(signal.ITIMER_REAL, 0)
+
+
 def _main_thread():
     return threading.current_thread() is threading.main_thread()
 
@@ -434,14 +443,30 @@ def main(argv=None):
     prog = "vi-lab" if command is None else f"vi-lab {command}"
     parser = None
     interrupted = []
+    starting = [True]
 
     def on_sigint(signum, frame):
         # Remember the interrupt: a Ctrl-C inside a C extension's import (numpy's) surfaces as an
         # ImportError, which must still end as an interrupt, not as "error: cannot import numpy".
         interrupted.append(signum)
+        if _DEFER and starting:
+            # During start-up (imports), deliver the interrupt again in 20 ms until it lands: raised
+            # inside importlib's bookkeeping (a weakref callback) it is printed and dropped, and an
+            # optional-dependency probe (try: import x / except ImportError) can swallow it.
+            signal.setitimer(signal.ITIMER_REAL, 0.02)
+            if frame is not None and frame.f_code.co_filename.startswith("<frozen importlib"):
+                return
         raise KeyboardInterrupt
 
+    def started():
+        # the imports are done: from here on an interrupt is delivered once, as usual
+        starting.clear()
+        _stop_redelivery()
+        if interrupted:
+            raise KeyboardInterrupt
+
     previous = signal.signal(signal.SIGINT, on_sigint) if _main_thread() else None
+    previous_alarm = signal.signal(signal.SIGALRM, on_sigint) if previous is not None and _DEFER else None
     try:
         parser = build_parser(command)
         args = parser.parse_args(argv)
@@ -450,16 +475,20 @@ def main(argv=None):
             return 2
         prog = f"vi-lab {args.command}"
         if args.command_module == "exact":
+            started()
             return run_exact(args) or 0
         if args.command_module == "study":
+            started()
             return run_study(args) or 0
         from .experiments import commands
+        started()
         return commands.run(args) or 0
     except BrokenPipeError:
         # the reader (e.g. `| head`) went away: not an error of ours; silence the flush at exit
         sys.stdout = open(os.devnull, "w")
         return 0
     except KeyboardInterrupt:
+        _stop_redelivery()
         print(f"{prog}: interrupted (nothing was written over a previous run)", file=sys.stderr)
         return 130
     except UsageError as exc:
@@ -467,6 +496,7 @@ def main(argv=None):
         return 2
     except (ValueError, ImportError, OSError, MemoryError) as exc:
         if interrupted:
+            _stop_redelivery()
             print(f"{prog}: interrupted (nothing was written over a previous run)", file=sys.stderr)
             return 130
         message = _one_line(exc) or type(exc).__name__
@@ -478,6 +508,9 @@ def main(argv=None):
     finally:
         if previous is not None:
             signal.signal(signal.SIGINT, previous)
+        if previous_alarm is not None:
+            _stop_redelivery()
+            signal.signal(signal.SIGALRM, previous_alarm)
 
 
 if __name__ == "__main__":
