@@ -223,7 +223,9 @@ def run(study, out, jobs=None, scheduler=None, force=False, progress=True, log=N
             ran += 1
 
         try:
-            todo = [c for c in train if not store.done(c)]
+            # longest runs first (most steps), so that no long cell is left running alone at the end
+            # while the other workers idle; results do not depend on the order (streams per cell key)
+            todo = sorted((c for c in train if not store.done(c)), key=study.steps, reverse=True)
             run_cells(train_cell, [(study, c) for c in todo], jobs=jobs, scheduler=client, progress=progress,
                       desc=f"{study.name}: train", label=lambda t: _label(t[1]),
                       on_result=lambda i, t, r: save_train(i, t[1], r))
