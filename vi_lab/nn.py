@@ -8,7 +8,7 @@ and by the amortized encoder. Parameters are a dict ``{"W0": (d0, d1), "b0": (d1
 import autograd.numpy as np
 import numpy as onp
 from autograd.extend import defvjp, primitive
-from autograd.scipy.special import expit
+from ._special import expit
 
 from ._validation import check_rng
 

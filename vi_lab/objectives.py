@@ -10,7 +10,7 @@ The exact values they estimate are in :mod:`vi_lab.exact` (``exact.elbo``,
 ``exact.log_marginal``), which the tests compare against.
 """
 import autograd.numpy as np
-from autograd.scipy.special import logsumexp
+from ._special import logsumexp
 from autograd.tracer import getval
 
 from ._validation import check_binary, check_logits, check_model, check_params, check_positive_int

@@ -57,7 +57,7 @@ import numbers
 import autograd
 import autograd.numpy as np
 import numpy as onp
-from autograd.scipy.special import logsumexp
+from ._special import logsumexp
 from numpy.polynomial.hermite import hermgauss
 
 from ._tree import tree_add

@@ -20,7 +20,7 @@ estimators (``params_grad=False`` skips it).
 import autograd
 import autograd.numpy as np
 import numpy as onp
-from autograd.scipy.special import logsumexp
+from .._special import logsumexp
 from autograd.tracer import getval
 
 from .._tree import tree_map

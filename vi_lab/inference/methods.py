@@ -21,7 +21,7 @@ z ~ q, log q(z|x) and the score d log q/d(q's parameters) dispatch on the type o
 import autograd
 import autograd.numpy as np
 import numpy as onp
-from autograd.scipy.special import logsumexp
+from .._special import logsumexp
 
 from .. import exact, objectives, gaussian, quadrature
 from .._tree import tree_add, tree_scale
