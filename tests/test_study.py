@@ -154,6 +154,20 @@ def test_toml_round_trip(tmp_path):
     assert tiny(seeds=[0, 1, 2]).config_hash() != tiny().config_hash()
 
 
+def test_average_ranks_and_t_interval_match_scipy_stats():
+    rng = np.random.default_rng(4)
+    a = rng.integers(0, 4, size=(30, 7)).astype(float)              # many ties
+    np.testing.assert_array_equal(aggregate._average_ranks(a), stats.rankdata(a, axis=-1))
+    a[3, 2] = np.nan
+    assert np.isnan(aggregate._average_ranks(a)[3]).all() and not np.isnan(aggregate._average_ranks(a)[4]).any()
+    for n in (2, 3, 5, 40):
+        v = rng.normal(size=n)
+        want = stats.t.interval(0.95, n - 1, loc=v.mean(), scale=stats.sem(v))
+        assert aggregate.t_interval(v)[1:] == pytest.approx(want, rel=1e-12)
+        assert aggregate.t_interval(v, level=0.5)[1:] == pytest.approx(
+            stats.t.interval(0.5, n - 1, loc=v.mean(), scale=stats.sem(v)), rel=1e-12)
+
+
 def test_spearman_matches_scipy_with_ties_and_in_batches():
     rng = np.random.default_rng(3)
     a, b = rng.normal(size=(50, 8)), rng.normal(size=(50, 8))

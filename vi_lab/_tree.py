@@ -2,7 +2,7 @@
 import numpy as onp
 from autograd.misc import flatten
 
-__all__ = ["tree_map", "tree_add", "tree_scale", "tree_zeros_like", "flatten", "tree_sq_norm"]
+__all__ = ["tree_map", "tree_add", "tree_scale", "tree_zeros_like", "flatten", "tree_leaves", "tree_sq_norm"]
 
 
 def tree_map(fn, *trees):
@@ -30,7 +30,16 @@ def tree_zeros_like(a):
     return tree_map(lambda u: onp.zeros(onp.shape(u)), a)
 
 
+def tree_leaves(a):
+    """The leaves of a tree (dicts in insertion order, lists, tuples), depth first."""
+    if isinstance(a, dict):
+        return [leaf for k in a for leaf in tree_leaves(a[k])]
+    if isinstance(a, (list, tuple)):
+        return [leaf for child in a for leaf in tree_leaves(child)]
+    return [a]
+
+
 def tree_sq_norm(a):
     """Sum of squares of every entry of every leaf."""
-    flat, _ = flatten(a)
-    return float(onp.dot(flat, flat))
+    # leaf by leaf: autograd's flatten concatenates through its tracer (a third of a small fit's step)
+    return float(sum(onp.vdot(leaf, leaf) for leaf in map(onp.asarray, tree_leaves(a))))
