@@ -238,3 +238,24 @@ def test_tau_sweep_shows_gumbel_rao_and_reinmax_beside_straight_through():
     assert abs(gr["bias2_q"] - st["bias2_q"]) < 4 * np.hypot(gr["bias2_q_se"], st["bias2_q_se"])
     assert gr["var_q"] < 0.6 * st["var_q"]
     assert row[("reinmax", 1.0)]["bias2_q"] + 4 * row[("reinmax", 1.0)]["bias2_q_se"] < row[("straight_through", 1.0)]["bias2_q"]
+
+
+@pytest.mark.parametrize("shape", [(), (7,), (3, 4, 5), (2000, 10, 5, 1)])
+def test_uniform_open_is_the_documented_formula_bit_for_bit(shape):
+    # (m + 1/2) / 2**52 from the same integers m, written the slow obvious way
+    for seed in range(3):
+        m = np.random.default_rng(seed).integers(0, 2 ** 52, size=shape)
+        want = (np.asarray(m, dtype=np.float64) + 0.5) * 2.0 ** -52
+        got = uniform_open(np.random.default_rng(seed), shape)
+        assert got.dtype == np.float64 and np.shape(got) == shape
+        np.testing.assert_array_equal(got, want)
+
+
+def test_uniform_open_at_the_extreme_integers():
+    class Extremes:                                    # a generator that returns the end points
+        def integers(self, low, high, size=None, dtype=np.int64):
+            return np.array([low, 1, 2 ** 51, high - 1], dtype=dtype)
+
+    u = uniform_open(Extremes(), (4,))
+    np.testing.assert_array_equal(u, [2.0 ** -53, 3 * 2.0 ** -53, 0.5 + 2.0 ** -53, 1 - 2.0 ** -53])
+    assert (u > 0).all() and (u < 1).all()

@@ -258,12 +258,34 @@ def test_generic_vimco_unbiased_for_the_multi_sample_objective():
     assert max_z_score(g, estimators.get("exact").grad(f, logits, 1, 0)) > 4.0   # not E[f]'s gradient
 
 
-def test_vimco_signals_match_a_loop():
-    log_w = np.random.default_rng(0).normal(size=(2, 4, 3)) * 5
+@pytest.mark.parametrize("scale", [5.0, 300.0])
+def test_vimco_signals_match_a_loop(scale):
+    from scipy.special import logsumexp
+
+    rng = np.random.default_rng(0)
+    log_w = rng.normal(size=(3, 5, 4)) * scale
+    log_w[0, :, 0] = [-1e4, 3.0, 3.0, -2.0, 7.0]                     # a tie below the top
+    log_w[1, :, 1] = [50.0, 50.0, -50.0, 0.0, 1.0]                   # a tie at the top
+    log_w[2, :, 2] = [800.0, 0.0, 1.0, 2.0, -800.0]                  # one sample dominates by e^798
     bound, signals = vimco_signals(log_w)
-    for r, s, n in np.ndindex(2, 4, 3):
-        others = np.delete(log_w[r, :, n], s)
+    for r, s, n in np.ndindex(*log_w.shape):
+        column = log_w[r, :, n]
+        others = np.delete(column, s)
         replaced = np.append(others, others.mean())
-        expected = np.log(np.mean(np.exp(log_w[r, :, n]))) - np.log(np.mean(np.exp(replaced)))
-        assert np.isclose(signals[r, s, n], expected)
-        assert np.isclose(bound[r, 0, n], np.log(np.mean(np.exp(log_w[r, :, n]))))
+        want_bound = logsumexp(column) - np.log(5)
+        assert bound[r, 0, n] == pytest.approx(want_bound, rel=1e-13, abs=1e-12)
+        want = want_bound - (logsumexp(replaced) - np.log(5))
+        assert signals[r, s, n] == pytest.approx(want, rel=1e-9, abs=1e-9), (r, s, n)
+
+
+def test_vimco_signals_without_the_second_maximum_would_cancel():
+    # the top sample's others summed with the top's shift lose everything to rounding: exp(-800) = 0
+    log_w = np.array([[800.0, 0.0, 1.0, 2.0]]).reshape(1, 4, 1)
+    _, signals = vimco_signals(log_w)
+    top = log_w.max()
+    naive_others = np.exp(log_w - top).sum() - 1.0                    # 0.0: the others are lost
+    assert naive_others == 0.0
+    loo = log_w[0, 1:, 0].mean()
+    from scipy.special import logsumexp
+    want = (logsumexp(log_w) - logsumexp(np.append(log_w[0, 1:, 0], loo)))
+    assert np.isfinite(signals[0, 0, 0]) and signals[0, 0, 0] == pytest.approx(want, rel=1e-12)

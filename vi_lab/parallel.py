@@ -13,7 +13,7 @@ an existing engine, never a pool of our own:
 Every cell runs with one BLAS thread (threadpoolctl), in every mode: the arrays here are small, so
 extra BLAS threads only fight over the cores the workers already use, and a cell computes the same
 floating-point numbers whichever mode runs it. And every process that runs cells keeps up to
-:data:`KEEP_FREED_BYTES` of freed memory for reuse (:func:`keep_freed_memory`): a cell allocates
+``KEEP_FREED_BYTES`` (512 MiB) of freed memory for reuse (:func:`keep_freed_memory`): a cell allocates
 and frees arrays of tens of MB call after call, and glibc's default hands each one back to the
 kernel, so the next call faults in fresh zeroed pages (a quarter of ``vi-lab variance``'s wall time).
 
@@ -53,7 +53,7 @@ def keep_freed_memory(n_bytes=None):
     Parameters
     ----------
     n_bytes : int, optional
-        Default :data:`KEEP_FREED_BYTES`.
+        Default ``KEEP_FREED_BYTES`` (512 MiB).
 
     Returns
     -------

@@ -36,17 +36,34 @@ def vimco_signals(log_w):
     -----
     Each sample's weight is replaced by the geometric mean of the others, which does not
     depend on sample s, so subtracting the resulting bound keeps the estimator unbiased.
-    Everything is in log space with the maximum subtracted (the logsumexp of this module).
+
+    O(S) per replicate, not O(S^2): the sum over the others is the total minus sample s. In
+    log space with the maximum m subtracted, e_j = exp(log_w_j - m), the total minus e_s keeps
+    the top sample's term 1, so nothing cancels, except for the top sample itself; its others
+    are summed afresh with their own maximum (the second largest log weight) subtracted.
     """
     n_samples = log_w.shape[1]
     log_s = onp.log(n_samples)
-    bound = logsumexp(log_w, axis=1, keepdims=True) - log_s
-    loo_mean = (log_w.sum(axis=1, keepdims=True) - log_w) / (n_samples - 1)       # (R, S, ...)
-    # matrix M[r, s, j] = log_w[r, j] for j != s, loo_mean[r, s] on the diagonal
-    expanded = onp.repeat(log_w[:, None], n_samples, axis=1)                   # (R, S, S, ...)
-    eye = onp.eye(n_samples, dtype=bool).reshape((1, n_samples, n_samples) + (1,) * (log_w.ndim - 2))
-    expanded = onp.where(eye, loo_mean[:, :, None], expanded)
-    return bound, bound - (logsumexp(expanded, axis=2) - log_s)
+    position = onp.arange(n_samples).reshape((1, n_samples) + (1,) * (log_w.ndim - 2))
+    is_top = position == onp.argmax(log_w, axis=1)[:, None]                    # (R, S, ...), one per column
+    top = _finite_max(log_w)                                                   # (R, 1, ...)
+    scaled = onp.exp(log_w - top)
+    total = scaled.sum(axis=1, keepdims=True)                                  # >= 1: the top term is 1
+    bound = onp.log(total) + top - log_s
+    loo_mean = (log_w.sum(axis=1, keepdims=True) - log_w) / (n_samples - 1)    # (R, S, ...)
+    rest = onp.where(is_top, -onp.inf, log_w)
+    second = _finite_max(rest)
+    rest_total = onp.exp(rest - second).sum(axis=1, keepdims=True)
+    shift = onp.where(is_top, second, top)
+    others = onp.where(is_top, rest_total, total - scaled)                   # sum_{j != s} exp(log_w_j - shift)
+    loo_bound = onp.log(others + onp.exp(loo_mean - shift)) + shift - log_s
+    return bound, bound - loo_bound
+
+
+def _finite_max(a):
+    # the maximum over the samples, 0 where it is not finite (all -inf: every exp() is then 0, not NaN)
+    top = onp.max(a, axis=1, keepdims=True)
+    return onp.where(onp.isfinite(top), top, 0.0)
 
 
 class VIMCO(Estimator):
