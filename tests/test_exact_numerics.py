@@ -195,6 +195,35 @@ def test_every_routine_gives_the_same_bits_for_every_thread_count(monkeypatch):
     onp.testing.assert_allclose(exact.log_marginal(model, params, x), routines["log_marginal"](2), rtol=1e-13)
 
 
+@pytest.mark.parametrize("huge", [False, True])
+def test_log_marginal_grad_keeping_the_first_pass_matches_recomputing_it(monkeypatch, huge):
+    # the kept per-state factors (the default up to _KEEP_BYTES) against recomputing the decoder in the
+    # second pass (_KEEP_BYTES = 0), over several row blocks and chunks, on 1 and 2 threads; with
+    # ``huge`` decoder logits some chunks take the per-coordinate form, whose factor is not kept
+    model = vi_lab.BernoulliLVM(n_latent=7, n_obs=6, hidden=(5,))
+    params = random_params(model, 4)
+    if huge:
+        # hidden unit 0 is +-1 by z_1 alone and drives a_1 to +-4e6: the states with z_1 = 1 (the
+        # second half, whole chunks) are unfoldable, the others fold
+        params["decoder"]["W0"][:, 0] = [50.0, 0, 0, 0, 0, 0, 0]
+        params["decoder"]["b0"][0] = -25.0
+        params["decoder"]["W1"][0] = [4e6, 0, 0, 0, 0, 0]
+    _, x = model.sample(params, 9, rng=3)
+    monkeypatch.setattr(_enumeration, "_BLOCK_ELEMENTS", 128)
+    seen = []
+    original = exact._kept_block
+    monkeypatch.setattr(exact, "_kept_block", lambda *a: seen.append(1) or original(*a))
+    kept = {t: flatten(exact.log_marginal_grad(model, params, x, n_threads=t))[0] for t in (1, 2)}
+    assert seen                                       # the kept path ran
+    monkeypatch.setattr(exact, "_KEEP_BYTES", 0)
+    seen.clear()
+    again = flatten(exact.log_marginal_grad(model, params, x, n_threads=1))[0]
+    assert not seen
+    onp.testing.assert_array_equal(kept[1], kept[2])
+    onp.testing.assert_allclose(kept[1], again, rtol=1e-12, atol=1e-12 * onp.abs(again).max())
+    assert onp.isfinite(kept[1]).all()
+
+
 def test_threads_really_run_and_bad_thread_counts_are_refused(monkeypatch, small_model):
     model = vi_lab.BernoulliLVM(n_latent=6, n_obs=4, hidden=(3,))
     params = random_params(model, 1)

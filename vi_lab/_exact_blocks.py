@@ -45,7 +45,7 @@ class _Rows:
         return columns if self.shift is None else onp.hstack([columns, self.shift])
 
 
-def _joint_block(model, params, rows, states, a, ws, include_prior=True):
+def _joint_block(model, params, rows, states, a, ws, include_prior=True, keep=False):
     """log p(x_n, z_m) (or log p(x_n|z_m)) for a block of states from their decoder logits.
 
     Parameters
@@ -54,10 +54,14 @@ def _joint_block(model, params, rows, states, a, ws, include_prior=True):
     states : ndarray of shape (M, K)
     a : ndarray of shape (M, L), the decoder logits a(z_m)
     ws : Workspace
+    keep : bool
+        Build the per-state factor in a fresh array rather than in ``ws`` and return it too, so
+        that a second pass over the same states can skip the decoder (see :func:`_kept_block`).
 
     Returns
     -------
-    ndarray of shape (N, M), in ``ws`` (valid until the next block of this thread)
+    ndarray of shape (N, M), in ``ws`` (valid until the next block of this thread); with ``keep``
+    also the (M, L + 1 + shift column) factor, or None where the per-coordinate form was used.
 
     Notes
     -----
@@ -73,8 +77,10 @@ def _joint_block(model, params, rows, states, a, ws, include_prior=True):
     # Cancellation needs a huge positive a_l (x_l a_l ~ softplus(a_l), both huge), so
     # sum_l softplus(a_l) >= sum_l max(a_l, 0) bounds it; a huge negative a_l with x_l = 1 makes
     # log p(x, z) itself huge and negative, so its rounding is relative and harmless.
-    if row_sums.max() <= _FOLD_MAX_ABS:
-        a_aug = ws.array("a_aug", (n_states, n_obs + 1 + extra))
+    folded = row_sums.max() <= _FOLD_MAX_ABS
+    if folded:
+        shape = (n_states, n_obs + 1 + extra)
+        a_aug = onp.empty(shape) if keep else ws.array("a_aug", shape)
         a_aug[:, :n_obs] = a
         a_aug[:, n_obs] = onp.negative(row_sums, out=row_sums)
         x_in = rows.folded
@@ -88,7 +94,19 @@ def _joint_block(model, params, rows, states, a, ws, include_prior=True):
         a_aug[:, -1] = 1.0
     if include_prior:
         a_aug[:, -1 - extra] += model.log_prior(params, states)
-    return onp.matmul(x_in, a_aug.T, out=ws.array("block", (x_in.shape[0], n_states)))
+    block = onp.matmul(x_in, a_aug.T, out=ws.array("block", (x_in.shape[0], n_states)))
+    if not keep:
+        return block
+    return block, (a_aug if folded else None)
+
+
+def _kept_block(rows, a_aug, ws):
+    """The block of :func:`_joint_block` from a factor it kept: one matmul, no decoder, no softplus.
+
+    ``a_aug`` (M, L + 2) holds [a(z_m), log p(z_m) - sum_l softplus(a_ml), 1]; ``rows`` must carry
+    its shift column (``_Rows(x, shift=...)``) so the layouts match.
+    """
+    return onp.matmul(rows.folded, a_aug.T, out=ws.array("block", (rows.x.shape[0], a_aug.shape[0])))
 
 
 def _q_block(q_split, states, ws):

@@ -25,11 +25,11 @@ import numpy as onp
 
 # _FLOPS_ESTIMATE and _states_range are also read as exact.<name> by inference.local and estimators.exact
 from ._enumeration import _FLOPS_ESTIMATE, _announce, _check_threads, _chunk_results, _row_blocks, _states_range
-from ._exact_blocks import (_decoder_pass, _hand_backward, _joint_block, _logits, _neg_kl_prior_grad, _q_block,
-                            _q_split, _Rows, _state_weighted_grad)
+from ._exact_blocks import (_decoder_pass, _hand_backward, _joint_block, _kept_block, _logits, _neg_kl_prior_grad,
+                            _q_block, _q_split, _Rows, _state_weighted_grad)
 from ._tree import tree_add, tree_zeros_like
 from ._validation import check_binary, check_logits, check_model, check_params, check_positive_int
-from .nn import sigmoid
+from .nn import mlp_forward, sigmoid
 from .variational import kl_to_prior
 
 __all__ = ["MAX_LATENT", "all_states", "log_marginal", "posterior", "posterior_marginals",
@@ -42,6 +42,10 @@ MAX_LATENT = 24
 _MAX_TABLE = 2 ** 27
 #: Below this, a row's sum of exp(log p(x, z)) has lost precision to underflow (log p(x) < -575).
 _TINY_SUM = 1e-250
+#: log_marginal_grad keeps its first pass's per-state factors [a(z), log p(z) - sum softplus(a(z)), 1]
+#: for the second when all of them fit in this many bytes (K = 18 at L = 64), so that the second
+#: pass skips the decoder's output layer and the softplus.
+_KEEP_BYTES = 2 ** 28
 
 
 def check_enumerable(n_latent, n_data=1, n_obs=1):
@@ -98,15 +102,25 @@ def _check(model, params, x, q_logits=None):
 
 
 # ---------------------------------------------------------------------------- log p(x)
-def _log_marginal_rows(model, params, x, n_threads=None):
+def _log_marginal_rows(model, params, x, n_threads=None, kept=None):
     # log p(x, z) = log p(z) + log p(x|z) <= 0, so exp() of the raw block cannot overflow and
     # the usual max-subtraction (two extra passes over the (N, M) block) is only needed for
     # rows whose sum underflows: log p(x) below log(_TINY_SUM), about -575 nats.
+    # With ``kept`` (a dict, chunk start -> factor) the per-state factors are kept for a second
+    # pass (log_marginal_grad's), or taken from it; the rows then carry a zero shift column so
+    # that the kept factors have the second pass's layout.
     n = x.shape[0]
-    rows = _Rows(x)
+    rows = _Rows(x) if kept is None else _Rows(x, shift=onp.zeros(n))
 
     def work(start, states, ws):
-        block = _joint_block(model, params, rows, states, _logits(model, params, states, ws), ws)
+        factor = None if kept is None else kept.get(start)
+        if factor is not None:
+            block = _kept_block(rows, factor, ws)
+        elif kept is None:
+            block = _joint_block(model, params, rows, states, _logits(model, params, states, ws), ws)
+        else:
+            block, kept[start] = _joint_block(model, params, rows, states, _logits(model, params, states, ws), ws,
+                                              keep=True)
         return onp.exp(block, out=block).sum(axis=1)
 
     total = onp.zeros(n)
@@ -406,20 +420,29 @@ def log_marginal_grad(model, params, x, n_threads=None):
     Fisher's identity: d log p(x)/d theta = sum_z p(z|x) d log p(x, z)/d theta. The posterior
     weights w_nm = p(z_m|x_n) are computed first (one pass for log p(x)) and held constant; they
     are summed over the datapoints before differentiating, so the decoder's backward pass (written
-    out by hand, :func:`vi_lab.nn.mlp_backward`) only sees per-state (M, L) arrays.
+    out by hand, :func:`vi_lab.nn.mlp_backward`) only sees per-state (M, L) arrays. The first
+    pass keeps each state's decoder output and log p(z) - sum_l softplus(a_l) when they fit in
+    ``_KEEP_BYTES`` (K <= 18 at L = 64), so the second recomputes only the hidden layers.
     """
     x = _check(model, params, x)
     n_threads = _check_threads(n_threads)
     _announce("log_marginal_grad", model, x.shape[0], n_threads, passes=2.5)
     grad = tree_zeros_like(params)
     hand = _hand_backward(model)
+    kept = {} if hand and 2 ** model.n_latent * (model.n_obs + 2) * 8 <= _KEEP_BYTES else None
     for r in _row_blocks(x.shape[0]):
         xr = x[r]
-        rows = _Rows(xr, shift=_log_marginal_rows(model, params, xr, n_threads))
+        rows = _Rows(xr, shift=_log_marginal_rows(model, params, xr, n_threads, kept=kept))
 
         def work(start, states, ws):
-            a, cache = _decoder_pass(model, params, states, hand, ws)
-            block = _joint_block(model, params, rows, states, a, ws)     # log p(z | x_n)
+            factor = None if kept is None else kept.get(start)
+            if factor is None:
+                a, cache = _decoder_pass(model, params, states, hand, ws)
+                block = _joint_block(model, params, rows, states, a, ws)     # log p(z | x_n)
+            else:                                   # the output layer is kept: only the hidden layers again
+                _, cache = mlp_forward(params["decoder"], states, model.activation, ws, output=False)
+                a = factor[:, :-2]
+                block = _kept_block(rows, factor, ws)
             weights = onp.exp(block, out=block)
             return _state_weighted_grad(model, params, states, weights, rows, a, cache, ws, with_prior=True)
 

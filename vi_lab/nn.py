@@ -224,7 +224,7 @@ def _act_grad_into(activation, pre, post, out):
     return sigmoid_into(pre, out=out)
 
 
-def mlp_forward(params, inputs, activation="tanh", workspace=None):
+def mlp_forward(params, inputs, activation="tanh", workspace=None, output=True):
     """:func:`mlp` on plain 2-D arrays, also returning what :func:`mlp_backward` needs.
 
     Parameters
@@ -236,10 +236,13 @@ def mlp_forward(params, inputs, activation="tanh", workspace=None):
     workspace : Workspace, optional
         Reuse its buffers for every intermediate (the outputs then live in it until the next
         call with the same workspace).
+    output : bool
+        False: stop after the last hidden layer (``out`` is None), for a backward pass whose
+        output layer was computed, and kept, earlier.
 
     Returns
     -------
-    out : ndarray of shape (M, d_out)
+    out : ndarray of shape (M, d_out), or None
         Bit for bit the same as ``mlp(params, inputs, activation)``.
     cache : list
         The input and the (pre-activation, post-activation) pair of every hidden layer.
@@ -251,6 +254,8 @@ def mlp_forward(params, inputs, activation="tanh", workspace=None):
     h = onp.asarray(inputs, dtype=float)
     cache = [h]
     for i in range(n_layers):
+        if i == n_layers - 1 and not output:
+            return None, cache
         weight = params[f"W{i}"]
         shape = (h.shape[0], weight.shape[1])
         pre = onp.matmul(h, weight, out=ws.array(f"_pre{i}", shape) if ws is not None else None)
