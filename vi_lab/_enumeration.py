@@ -82,8 +82,11 @@ def _chunk_size(model, n_rows):
     return min(n_states, 1 << (chunk.bit_length() - 1))
 
 
-def _chunk_results(work, model, n_rows, n_threads):
+def _chunk_results(work, model, n_rows, n_threads, first=0, stop=None):
     """``work(start, states, workspace)`` for every state chunk, yielded in chunk order.
+
+    ``first`` and ``stop`` (multiples of the chunk size, or 2**K) limit it to the states
+    [first, stop), one part of the enumeration (see :mod:`vi_lab._exact_cluster`).
 
     With more than one thread the chunks run on a ThreadPoolExecutor with BLAS pinned to one
     thread (threadpoolctl); at most 2 chunks per thread are in flight, so memory stays bounded.
@@ -92,7 +95,8 @@ def _chunk_results(work, model, n_rows, n_threads):
     """
     n_states = 2 ** model.n_latent
     chunk = _chunk_size(model, n_rows)
-    starts = range(0, n_states, chunk)
+    stop = n_states if stop is None else stop
+    starts = range(first, stop, chunk)
     n_threads = _resolve_threads(n_threads, len(starts))
     local = threading.local()
 
@@ -100,10 +104,10 @@ def _chunk_results(work, model, n_rows, n_threads):
         ws = getattr(local, "workspace", None)
         if ws is None:
             ws = local.workspace = Workspace()
-        return work(start, _states_range(model.n_latent, start, min(start + chunk, n_states)), ws)
+        return work(start, _states_range(model.n_latent, start, min(start + chunk, stop)), ws)
 
     if len(starts) == 1:
-        yield run(0)
+        yield run(first)
         return
     # One BLAS thread inside every chunk, whatever n_threads is: BLAS threads on these small
     # products only add overhead, and every chunk then gives the same bits for any thread count.

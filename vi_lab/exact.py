@@ -48,7 +48,7 @@ _TINY_SUM = 1e-250
 _KEEP_BYTES = 2 ** 28
 
 
-def check_enumerable(n_latent, n_data=1, n_obs=1):
+def check_enumerable(n_latent, n_data=1, n_obs=1, max_latent=None):
     """Raise a ValueError explaining the cost if 2**n_latent states are too many.
 
     Parameters
@@ -57,16 +57,21 @@ def check_enumerable(n_latent, n_data=1, n_obs=1):
         K.
     n_data, n_obs : int
         N and L, used only to estimate the cost in the message.
+    max_latent : int, optional
+        The limit (default :data:`MAX_LATENT`, one machine's).
     """
     n_latent = check_positive_int(n_latent, "n_latent")
-    if n_latent > MAX_LATENT:
+    limit = MAX_LATENT if max_latent is None else max_latent
+    if n_latent > limit:
         n_states = 2 ** n_latent
         table_gb = n_data * n_states * 8 / 1e9
         seconds = 2.0 * n_data * n_obs * n_states / _FLOPS_ESTIMATE
         raise ValueError(
             f"n_latent: K = {n_latent} means enumerating 2**{n_latent} = {n_states:,} latent states; "
             f"for N = {n_data}, L = {n_obs} that is a {table_gb:,.1f} GB posterior table and roughly "
-            f"{seconds:,.0f} s of likelihood evaluations; exact inference supports K <= {MAX_LATENT}"
+            f"{seconds:,.0f} s of likelihood evaluations; exact inference supports K <= {limit}"
+            + (f" on one machine (up to {_cluster_limit()} with scheduler=, on a Dask cluster)"
+               if limit == MAX_LATENT else "")
         )
     return n_latent
 
@@ -89,9 +94,14 @@ def all_states(n_latent):
     return _states_range(n_latent, 0, 2 ** n_latent)
 
 
-def _check(model, params, x, q_logits=None):
+def _cluster_limit():
+    from ._exact_cluster import MAX_LATENT_CLUSTER
+    return MAX_LATENT_CLUSTER
+
+
+def _check(model, params, x, q_logits=None, max_latent=None):
     check_model(model, "bernoulli")
-    check_enumerable(model.n_latent, n_obs=model.n_obs)
+    check_enumerable(model.n_latent, n_obs=model.n_obs, max_latent=max_latent)
     x = check_binary(x, model.n_obs, "x")
     check_params(model, params)
     if q_logits is not None:
@@ -135,6 +145,12 @@ def _log_marginal_rows(model, params, x, n_threads=None, kept=None):
 
 def _log_marginal_rows_shifted(model, params, x, n_threads=None):
     """Running logsumexp with the max subtracted: right for any magnitude of log p(x)."""
+    run_max, run_sum = _running_logsumexp(model, params, x, n_threads)
+    return run_max + onp.log(run_sum)
+
+
+def _running_logsumexp(model, params, x, n_threads=None, first=0, stop=None):
+    """(max, sum of exp(log p(x, z) - max)) per datapoint over the states [first, stop)."""
     n = x.shape[0]
     rows = _Rows(x)
 
@@ -146,14 +162,14 @@ def _log_marginal_rows_shifted(model, params, x, n_threads=None):
 
     run_max = onp.full(n, -onp.inf)
     run_sum = onp.zeros(n)
-    for block_max, block_sum in _chunk_results(work, model, n, n_threads):
+    for block_max, block_sum in _chunk_results(work, model, n, n_threads, first, stop):
         new_max = onp.maximum(run_max, block_max)
         run_sum = run_sum * onp.exp(run_max - new_max) + block_sum * onp.exp(block_max - new_max)
         run_max = new_max
-    return run_max + onp.log(run_sum)
+    return run_max, run_sum
 
 
-def log_marginal(model, params, x, n_threads=None):
+def log_marginal(model, params, x, n_threads=None, scheduler=None):
     """Exact log p(x) by summing over all 2**K latent states.
 
     Parameters
@@ -165,6 +181,12 @@ def log_marginal(model, params, x, n_threads=None):
     n_threads : int, optional
         Worker threads for the state chunks. Default: as many as BLAS would use (so
         ``OPENBLAS_NUM_THREADS=1`` or ``threadpoolctl.threadpool_limits(1)`` means one).
+    scheduler : str or distributed.Client or distributed.LocalCluster, optional
+        Enumerate on this Dask cluster (``"tcp://HOST:PORT"``; ``pip install -e '.[cluster]'``):
+        parts of 2**20 states are mapped over its workers and their running logsumexps
+        combined here. K may then go up to 32 (``MAX_LATENT_CLUSTER`` in
+        ``vi_lab._exact_cluster``) instead of :data:`MAX_LATENT`; ``n_threads`` is unused. An
+        unreachable address is a ValueError within seconds.
 
     Returns
     -------
@@ -179,6 +201,10 @@ def log_marginal(model, params, x, n_threads=None):
     agree to round-off. Decoder logits of any finite size are handled (a chunk with huge
     logits takes a non-cancelling path).
     """
+    if scheduler is not None:
+        from . import _exact_cluster
+        x = _check(model, params, x, max_latent=_exact_cluster.MAX_LATENT_CLUSTER)
+        return _exact_cluster.log_marginal(model, params, x, scheduler)
     x = _check(model, params, x)
     n_threads = _check_threads(n_threads)
     _announce("log_marginal", model, x.shape[0], n_threads)
