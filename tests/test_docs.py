@@ -261,8 +261,8 @@ def test_lecture_guide_has_two_timed_sessions_with_an_exercise_each():
     # the figures it names are ones the CLI writes
     import inspect
 
-    from vi_lab.plotting import experiments as figures
-    stems = set(re.findall(r'figs\["(\w+)"\]', inspect.getsource(figures.figures_for)))
+    from vi_lab.plotting import runs as figures
+    stems = set(re.findall(r'figs\["(\w+)"\]', inspect.getsource(figures.figure_makers)))
     named = set(re.findall(r"`(\w+)\.png`", text))
     assert named and named <= stems, f"figures the CLI does not write: {named - stems}"
     assert "variance" in text and "the slowest" in text

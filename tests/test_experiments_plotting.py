@@ -326,3 +326,18 @@ def test_import_is_lazy_and_headless_uses_agg():
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == "agg"
+
+
+def test_figures_drawn_in_worker_processes_are_the_same_files(tmp_path):
+    from vi_lab.experiments.results import Results
+    results = Results("variance", {"seed": 0},
+                      {"variance": _variance_table(), "tightness": _tightness_table()})
+    serial = results.save(tmp_path / "one", jobs=1)
+    parallel = results.save(tmp_path / "two", jobs=2)
+    assert serial.files == parallel.files
+    figures = [f for f in serial.files if f.endswith((".png", ".pdf"))]
+    assert len(figures) == 2 * len(plotting.figure_makers(results)) >= 6
+    for name in figures:
+        assert (tmp_path / "one" / name).read_bytes() == (tmp_path / "two" / name).read_bytes(), name
+    config = (tmp_path / "two" / "config.json").read_text()
+    assert all(name in config for name in figures)              # listed with their SHA-256

@@ -95,8 +95,10 @@ def _auto_jobs(args):
     return None if work >= _PARALLEL_WORK else 1
 
 
-def _finish(args, results, started):
-    writer = results.save(args.out, figures=not args.no_figures, name="--out")
+def _finish(args, results, started, jobs=1):
+    # the figures are drawn on as many workers as the cells used (already started; a fresh pool
+    # would cost more than the figures of a small run)
+    writer = results.save(args.out, figures=not args.no_figures, name="--out", jobs=jobs or 1)
     print(f"\nwrote {len(writer.files)} files to {os.path.abspath(args.out)} in {time.perf_counter() - started:.1f} s "
           f"(config.json lists them)")
     return 0
@@ -120,7 +122,8 @@ def _variance(args):
     check_size(model, n_data, [(s, s, build(s)) for s in swept], [args.tau_samples], args.reps,
                names={**_OPTIONS, "samples": "--tau-samples"})
     _prepare_out(args)
-    jobs = args.jobs if args.jobs is not None else _auto_jobs(args)
+    from ..parallel import resolve_jobs
+    jobs = resolve_jobs(args.jobs if args.jobs is not None else _auto_jobs(args))
     res = run_variance(latent=latent, data=args.data, hidden=(32,) if args.hidden is None else tuple(args.hidden),
                        n_data=args.n_data, estimators=args.estimators, samples=args.samples, reps=args.reps,
                        checkpoints=[200] if args.checkpoints is None else args.checkpoints, taus=args.taus,
@@ -137,7 +140,7 @@ def _variance(args):
     if "tau" in res:
         print(format_table(res["tau"], ["estimator", "tau", "S", "bias2_q", "bias2_q_se", "var_q", "mse_q",
                                         "mse_q_se"]))
-    return _finish(args, res, started)
+    return _finish(args, res, started, jobs=jobs)
 
 
 def _train_compare(args):
@@ -229,13 +232,15 @@ def _compare(args):
     check_size(model, 30, _resolve(args.estimators, args.samples), args.samples, args.reps, names=_OPTIONS)
     check_iwae_size(model, args.ks, "--ks")
     _prepare_out(args)
+    from ..parallel import resolve_jobs
+    jobs = resolve_jobs(args.jobs if args.jobs is not None else _auto_jobs(args))
     res = compare(seed=args.seed, samples=args.samples, reps=args.reps, estimators=args.estimators,
                   train_steps=args.train_steps, ks=args.ks, iwae_reps=args.iwae_reps, sleep_steps=args.sleep_steps,
-                  progress=not args.quiet, jobs=args.jobs if args.jobs is not None else _auto_jobs(args))
+                  progress=not args.quiet, jobs=jobs)
     print("vi-lab compare: K = 8 binary latents, 4x4 bars-and-stripes (120 training, 60 held-out images)\n")
     print(format_table(res["summary"]))
     print("  var_q: total variance of the q-gradient; var_q_x_cost: the same times decoder evaluations "
           "(lower is better at equal compute);\n  bias2_q: squared bias against the exact gradient "
           "(unbiased estimators: within a few bias2_q_se of 0); snr_q_global: ||mean|| / sqrt(var_q).\n")
     print(_pivot(res["tightness_summary"]))
-    return _finish(args, res, started)
+    return _finish(args, res, started, jobs=jobs)

@@ -189,6 +189,26 @@ def _versions():
     return out
 
 
+def save_figure(fig, stem, formats=("png", "pdf"), dpi=150):
+    """Write ``fig`` as ``stem.png`` and ``stem.pdf`` (atomically, fixed metadata); returns the paths."""
+    paths = []
+    for fmt in formats:
+        path = f"{stem}.{fmt}"
+        # fixed metadata so that the same run gives the same files
+        metadata = {"CreationDate": None} if fmt == "pdf" else ({"Software": None} if fmt == "png" else None)
+        with atomic_path(path) as tmp:
+            fig.savefig(tmp, format=fmt, dpi=dpi, metadata=metadata, bbox_inches="tight")
+        paths.append(path)
+    return paths
+
+
+def _draw_and_save(task):
+    """Worker side of :meth:`RunWriter.figures`: draw one figure of a run and write its files."""
+    results, key, stem = task
+    from ..plotting import figure_makers
+    return [os.path.basename(p) for p in save_figure(figure_makers(results)[key](), stem)]
+
+
 class RunWriter:
     """Writes the files of one experiment run, then moves the complete directory into place.
 
@@ -257,16 +277,28 @@ class RunWriter:
 
     def figure(self, name, fig, formats=("png", "pdf"), dpi=150):
         """Write a matplotlib figure as ``name.png`` and ``name.pdf``; returns the paths."""
-        paths = []
-        for fmt in formats:
-            filename = f"{name}.{fmt}"
-            # fixed metadata so that the same run gives the same files
-            metadata = {"CreationDate": None} if fmt == "pdf" else ({"Software": None} if fmt == "png" else None)
-            with atomic_path(self.path(filename)) as tmp:
-                fig.savefig(tmp, format=fmt, dpi=dpi, metadata=metadata, bbox_inches="tight")
-            self._add(filename)
-            paths.append(self.path(filename))
+        paths = save_figure(fig, self.path(name), formats, dpi)
+        for p in paths:
+            self._add(os.path.basename(p))
         return paths
+
+    def figures(self, results, jobs=1):
+        """Draw and write every figure of ``results`` (``vi_lab.plotting.figure_makers``), ``jobs`` at a time.
+
+        With ``jobs`` > 1 each figure is drawn in a worker process (:func:`vi_lab.parallel.run_cells`)
+        straight into this run's temporary directory; the files are the same bytes either way.
+        """
+        from ..plotting import figure_makers
+        keys = list(figure_makers(results))
+        if jobs == 1 or len(keys) < 2:
+            for key, draw in figure_makers(results).items():
+                self.figure(key, draw())
+            return
+        from ..parallel import run_cells
+        for files in run_cells(_draw_and_save, [(results, key, self.path(key)) for key in keys], jobs=jobs,
+                               progress=False):
+            for filename in files:
+                self._add(filename)
 
     def params(self, name, params):
         """Write model parameters as ``name.npz``; returns the path."""
@@ -356,12 +388,13 @@ class Results(dict):
         tables = ", ".join(f"{k}: {len(v)} rows" for k, v in self.items())
         return f"<Results {self.experiment!r} ({tables})>"
 
-    def save(self, out, figures=True, name="out"):
+    def save(self, out, figures=True, name="out", jobs=1):
         """Write the run directory: every table (CSV + JSON), the parameters (.npz), config.json
         and, if ``figures``, the experiment's figures (PNG + PDF, drawn by :mod:`vi_lab.plotting`).
 
         The directory appears complete or not at all (see :class:`RunWriter`); a previous vi_lab
         run in ``out`` is replaced, a directory holding other files is refused (ValueError).
+        ``jobs`` > 1 draws the figures in that many worker processes (the same files).
 
         Returns
         -------
@@ -378,7 +411,5 @@ class Results(dict):
                 if tree is not None:
                     writer.params(key, tree)
             if figures:
-                from ..plotting import figures_for
-                for key, fig in figures_for(self).items():
-                    writer.figure(key, fig)
+                writer.figures(self, jobs=jobs)
         return writer

@@ -13,7 +13,7 @@ import numpy as onp
 from .style import style, new_figure, line_for, legend_inside, panels, panel_lines, NATS, OKABE_ITO
 
 __all__ = ["variance_vs_samples", "variance_at_equal_cost", "variance_vs_checkpoint", "bias_variance_vs_tau",
-           "train_compare_curves", "tightness_gaps", "iwae_vs_k", "figures_for"]
+           "train_compare_curves", "tightness_gaps", "iwae_vs_k"]
 
 _BLOCK_LABEL = {"q": "q-gradient (encoder logits)", "model": "model gradient (decoder, prior)"}
 _BLOCK_SHORT = {"q": "q-gradient", "model": "model gradient"}
@@ -624,46 +624,3 @@ def variance_vs_checkpoint(table, n_samples=None, block="q"):
     return _family_row(table, "checkpoint", f"var_{block}", "training step of the measured model",
                        f"total variance, S = {n_samples} [nats²]", f"{block}-gradient variance as q sharpens",
                        xticks=steps if len(steps) <= 8 else None)
-
-
-def figures_for(results):
-    """Every figure of an experiment run, by file stem.
-
-    Parameters
-    ----------
-    results : vi_lab.experiments.results.Results
-        What :func:`vi_lab.experiments.run_variance`, ``run_tightness``, ``train_compare`` or
-        ``compare`` returned.
-
-    Returns
-    -------
-    dict of str -> matplotlib.figure.Figure
-        ``learning_curves`` is drawn against decoder evaluations and
-        ``learning_curves_wall_time`` against wall time; ``bias_variance_vs_samples`` puts the
-        q-gradient's squared bias next to its variance.
-    """
-    figs = {}
-    if "variance" in results and len(results["variance"]):
-        table = results["variance"]
-        has_bias = "bias2_q" in table.columns and onp.isfinite(_col(table, "bias2_q")).any()
-        figs["variance_vs_samples"] = variance_vs_samples(table)
-        if has_bias:
-            figs["bias_variance_vs_samples"] = variance_vs_samples(table, blocks=("q",), bias=True)
-        figs["variance_at_equal_cost"] = variance_at_equal_cost(table)
-        if "checkpoint" in table.columns and table["checkpoint"].dropna().nunique() > 1:
-            figs["variance_vs_checkpoint"] = variance_vs_checkpoint(table)
-    if "tau" in results and len(results["tau"]):
-        figs["bias_variance_tau"] = bias_variance_vs_tau(results["tau"])
-    if "tightness" in results:
-        figs["tightness_gaps"] = tightness_gaps(results["tightness"])
-    if "iwae" in results:
-        figs["iwae_vs_k"] = iwae_vs_k(results["iwae"])
-    if "history" in results:
-        history = results["history"]
-        note = history.attrs.get("overfitting_control") or getattr(results, "config", {}).get("overfitting_control")
-        if {"decoder_evals", "evals_per_datapoint"} & set(history.columns):
-            figs["learning_curves"] = train_compare_curves(history, note=note)
-            figs["learning_curves_wall_time"] = train_compare_curves(history, x="seconds", note=note)
-        else:
-            figs["learning_curves"] = train_compare_curves(history, x="seconds", note=note)
-    return figs
