@@ -224,6 +224,21 @@ def test_log_marginal_grad_keeping_the_first_pass_matches_recomputing_it(monkeyp
     assert onp.isfinite(kept[1]).all()
 
 
+def test_log_marginal_grad_row_blocks_with_other_chunks_keep_their_own_factors(monkeypatch):
+    # narrow outputs: a block of 8 rows cuts the states into chunks of 16, the last row (a block of
+    # its own) into chunks of 64; a factor kept for one cut must not be used for the other
+    model = vi_lab.BernoulliLVM(n_latent=9, n_obs=2, hidden=(2,))
+    params = random_params(model, 5)
+    _, x = model.sample(params, 9, rng=2)
+    monkeypatch.setattr(_enumeration, "_BLOCK_ELEMENTS", 128)
+    assert len(_enumeration._row_blocks(9)) == 2
+    assert _enumeration._chunk_size(model, 8) != _enumeration._chunk_size(model, 1)
+    kept = flatten(exact.log_marginal_grad(model, params, x))[0]
+    monkeypatch.setattr(exact, "_KEEP_BYTES", 0)
+    again = flatten(exact.log_marginal_grad(model, params, x))[0]
+    onp.testing.assert_allclose(kept, again, rtol=1e-12, atol=1e-13)
+
+
 def test_threads_really_run_and_bad_thread_counts_are_refused(monkeypatch, small_model):
     model = vi_lab.BernoulliLVM(n_latent=6, n_obs=4, hidden=(3,))
     params = random_params(model, 1)

@@ -116,21 +116,22 @@ def _log_marginal_rows(model, params, x, n_threads=None, kept=None):
     # log p(x, z) = log p(z) + log p(x|z) <= 0, so exp() of the raw block cannot overflow and
     # the usual max-subtraction (two extra passes over the (N, M) block) is only needed for
     # rows whose sum underflows: log p(x) below log(_TINY_SUM), about -575 nats.
-    # With ``kept`` (a dict, chunk start -> factor) the per-state factors are kept for a second
-    # pass (log_marginal_grad's), or taken from it; the rows then carry a zero shift column so
-    # that the kept factors have the second pass's layout.
+    # With ``kept`` (a dict, (first state, number of states) of a chunk -> factor) the per-state
+    # factors are kept for a second pass (log_marginal_grad's), or taken from it; the rows then
+    # carry a zero shift column so that the kept factors have the second pass's layout. The key
+    # has the chunk's length because row blocks of other sizes cut the states into other chunks.
     n = x.shape[0]
     rows = _Rows(x) if kept is None else _Rows(x, shift=onp.zeros(n))
 
     def work(start, states, ws):
-        factor = None if kept is None else kept.get(start)
+        factor = None if kept is None else kept.get((start, states.shape[0]))
         if factor is not None:
             block = _kept_block(rows, factor, ws)
         elif kept is None:
             block = _joint_block(model, params, rows, states, _logits(model, params, states, ws), ws)
         else:
-            block, kept[start] = _joint_block(model, params, rows, states, _logits(model, params, states, ws), ws,
-                                              keep=True)
+            block, kept[start, states.shape[0]] = _joint_block(model, params, rows, states,
+                                                               _logits(model, params, states, ws), ws, keep=True)
         return onp.exp(block, out=block).sum(axis=1)
 
     total = onp.zeros(n)
@@ -461,7 +462,7 @@ def log_marginal_grad(model, params, x, n_threads=None):
         rows = _Rows(xr, shift=_log_marginal_rows(model, params, xr, n_threads, kept=kept))
 
         def work(start, states, ws):
-            factor = None if kept is None else kept.get(start)
+            factor = None if kept is None else kept.get((start, states.shape[0]))
             if factor is None:
                 a, cache = _decoder_pass(model, params, states, hand, ws)
                 block = _joint_block(model, params, rows, states, a, ws)     # log p(z | x_n)
