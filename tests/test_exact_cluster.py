@@ -106,3 +106,13 @@ def test_unreachable_scheduler_fails_fast_naming_the_address():
     with pytest.raises(ValueError, match=f"scheduler tcp://127.0.0.1:{port}: cannot connect"):
         exact.log_marginal(model, params, x, scheduler=f"tcp://127.0.0.1:{port}")
     assert time.perf_counter() - start < 15
+
+
+def test_a_long_cluster_run_announces_its_estimate_for_the_cluster(cluster, monkeypatch, capsys):
+    from vi_lab import _enumeration
+    model, params, x = _problem(K=8)
+    monkeypatch.setattr(_enumeration, "_FLOPS_ESTIMATE", 1.0)             # every run now "takes hours"
+    exact.log_marginal(model, params, x, scheduler=cluster)
+    err = capsys.readouterr().err
+    assert "enumerating 2**8 = 256 states for N = 6 datapoints" in err
+    assert "on 2 worker thread(s) of the cluster" in err

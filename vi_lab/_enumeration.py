@@ -135,8 +135,11 @@ def _row_blocks(n_rows):
     return [slice(i, min(i + step, n_rows)) for i in range(0, n_rows, step)]
 
 
-def _announce(name, model, n_rows, n_threads, passes=1.0):
-    """Print a time estimate on stderr before a run expected to take more than _ANNOUNCE_SECONDS."""
+def _announce(name, model, n_rows, n_threads, passes=1.0, cluster_threads=None):
+    """Print a time estimate on stderr before a run expected to take more than _ANNOUNCE_SECONDS.
+
+    ``cluster_threads``: the run is on a Dask cluster with that many worker threads, not here.
+    """
     n_states = 2 ** model.n_latent
     sizes = (model.n_latent,) + tuple(getattr(model, "hidden", ())) + (model.n_obs,)
     decoder = 2.0 * sum(a * b for a, b in zip(sizes[:-1], sizes[1:]))
@@ -145,11 +148,12 @@ def _announce(name, model, n_rows, n_threads, passes=1.0):
     seconds = flops / _FLOPS_ESTIMATE
     if seconds <= _ANNOUNCE_SECONDS:             # short runs never pay for asking BLAS its threads
         return seconds
-    threads = _resolve_threads(n_threads, 2 ** 30)
+    threads = _resolve_threads(n_threads, 2 ** 30) if cluster_threads is None else cluster_threads
+    where = "thread(s)" if cluster_threads is None else "worker thread(s) of the cluster"
     seconds /= threads
     if seconds > _ANNOUNCE_SECONDS:
         print(f"vi_lab.exact.{name}: enumerating 2**{model.n_latent} = {n_states:,} states for "
-              f"N = {n_rows} datapoints, estimated {_format_seconds(seconds)} on {threads} thread(s)",
+              f"N = {n_rows} datapoints, estimated {_format_seconds(seconds)} on {threads} {where}",
               file=sys.stderr, flush=True)
     return seconds
 

@@ -15,11 +15,9 @@ the chunks in one running total) agrees to round-off.
 
 Private: the public entry point is :func:`vi_lab.exact.log_marginal`.
 """
-import sys
-
 import numpy as onp
 
-from ._enumeration import _FLOPS_ESTIMATE, _ANNOUNCE_SECONDS, _format_seconds, _row_blocks
+from ._enumeration import _announce, _row_blocks
 from .parallel import connect_scheduler
 
 #: Largest K accepted with a scheduler: 2**32 = 4.3e9 states (about 2.2 h of CPU per 100
@@ -58,7 +56,7 @@ def log_marginal(model, params, x, scheduler):
         n_states = 2 ** model.n_latent
         step = min(_PART_STATES, n_states)
         bounds = [(first, min(first + step, n_states)) for first in range(0, n_states, step)]
-        _announce(model, x.shape[0], sum(client.nthreads().values()) or 1)
+        _announce("log_marginal", model, x.shape[0], None, cluster_threads=sum(client.nthreads().values()) or 1)
         model_f, params_f, x_f = (client.scatter(obj, broadcast=True) for obj in (model, params, x))
         futures = client.map(part, [model_f] * len(bounds), [params_f] * len(bounds), [x_f] * len(bounds),
                              [b[0] for b in bounds], [b[1] for b in bounds], pure=False)
@@ -68,14 +66,3 @@ def log_marginal(model, params, x, scheduler):
             client.cancel(futures)                   # Ctrl-C or a failed part: stop the rest
         if owned:
             client.close()
-
-
-def _announce(model, n_rows, threads):
-    sizes = (model.n_latent,) + tuple(model.hidden) + (model.n_obs,)
-    decoder = 2.0 * sum(a * b for a, b in zip(sizes[:-1], sizes[1:]))
-    flops = 2 ** model.n_latent * (2.0 * n_rows * (model.n_obs + 1) + len(_row_blocks(n_rows)) * decoder)
-    seconds = flops / _FLOPS_ESTIMATE / threads
-    if seconds > _ANNOUNCE_SECONDS:
-        print(f"vi_lab.exact.log_marginal: enumerating 2**{model.n_latent} = {2 ** model.n_latent:,} states for "
-              f"N = {n_rows} datapoints on the cluster, estimated {_format_seconds(seconds)} on its "
-              f"{threads} worker thread(s)", file=sys.stderr, flush=True)
