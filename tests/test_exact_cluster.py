@@ -49,6 +49,8 @@ def test_cluster_equals_one_machine_and_brute_force(cluster, monkeypatch):
     onp.testing.assert_array_equal(got, again)
 
 
+# a second scheduler alive beside the fixture's finds its HTTP port (8787) taken and says so
+@pytest.mark.filterwarnings("ignore:Port 8787 is already in use")
 def test_the_parts_not_the_workers_fix_the_bits(cluster, monkeypatch):
     model, params, x = _problem()
     monkeypatch.setattr(_exact_cluster, "_PART_STATES", 2 ** 7)
