@@ -128,6 +128,17 @@ def test_general_figures():
         plotting.posterior_bars(onp.ones(6) / 6)
 
 
+def test_each_estimator_sits_in_the_family_its_method_belongs_to():
+    # the panel title is what a lecture shows: RODEO is REINFORCE with (Stein) control variates,
+    # not an antithetic estimator; LEG sums each coordinate exactly, neither a baseline nor a pair
+    assert {plotting.family_of(n) for n in ["score_function", "rloo", "nvil", "vimco", "dcv", "rodeo"]} == \
+        {"score-function family"}
+    assert plotting.family_of("leg") == "local expectation"
+    assert {plotting.family_of(n) for n in ["disarm", "arm", "arms"]} == {"antithetic"}
+    assert {plotting.family_of(n) for n in ["concrete", "straight_through", "rebar", "relax", "gumbel_rao",
+                                            "reinmax"]} == {"relaxed"}
+
+
 def test_every_estimator_and_method_has_its_own_look_within_its_family():
     from vi_lab.experiments.train_compare import REFERENCE_METHODS
     names = set(vi_lab.estimators.names()) | {"rloo"} | set(REFERENCE_METHODS)
@@ -210,22 +221,23 @@ def test_at_most_six_series_per_panel_each_with_its_own_colour_and_line_style():
     drawn = set(colours)
     assert set(_ALL) <= drawn, f"estimators missing from the figures: {set(_ALL) - drawn}"
     fig = plotting.variance_vs_samples(table)
-    assert len(fig.axes) == 3 * 2                     # three families x two blocks
+    assert len(fig.axes) == 4 * 2                     # four families (leg has its own) x two blocks
     assert any("zero variance: exact" in t.get_text() for ax in fig.axes for t in ax.texts)
 
 
 def test_bias_panel_beside_the_variance_panel():
     table = _full_variance_table()
     fig = plotting.variance_vs_samples(table, blocks=("q",), bias=True, block_labels={"q": "q-gradient (mu, log sigma)"})
-    axes = onp.array(fig.axes).reshape(2, 3)                 # rows: variance, bias; columns: families
-    assert [ax.get_title() for ax in axes[0]] == ["score-function family", "antithetic", "relaxed"]
+    axes = onp.array(fig.axes).reshape(2, 4)                 # rows: variance, bias; columns: families
+    assert [ax.get_title() for ax in axes[0]] == ["score-function family", "local expectation", "antithetic",
+                                                  "relaxed"]
     assert "q-gradient (mu, log sigma)" in axes[0, 0].get_ylabel() and "variance" in axes[0, 0].get_ylabel()
     assert "squared bias" in axes[1, 0].get_ylabel()
     assert all(ax.get_yscale() == "log" for ax in axes[0]) and all(ax.get_yscale() == "linear" for ax in axes[1])
-    ys = {c.get_label(): c.lines[0].get_ydata() for c in axes[1, 2].containers}
+    ys = {c.get_label(): c.lines[0].get_ydata() for c in axes[1, 3].containers}
     onp.testing.assert_allclose(ys["concrete"], 0.01)       # the relaxed estimator's bias floor
     onp.testing.assert_allclose(ys["rebar"], 0.0)
-    assert any(onp.allclose(line.get_ydata(), 0) for line in axes[1, 2].get_lines() if line.get_label().startswith("_"))
+    assert any(onp.allclose(line.get_ydata(), 0) for line in axes[1, 3].get_lines() if line.get_label().startswith("_"))
 
 
 def _history_rows(methods, n_latent=8):

@@ -223,10 +223,11 @@ def variance_vs_samples(table, checkpoint=None, blocks=("q", "model"), bias=Fals
     Notes
     -----
     With more than six estimators, one column of panels per family (score-function family,
-    antithetic, relaxed, ...); each row (a gradient block, or its bias) shares one y axis. The dashed grey line is
-    c/S, anchored at the geometric mean of the panel's S = 1 variances: every unbiased Monte
-    Carlo average of independent draws runs parallel to it. Estimators with zero variance
-    (exact) cannot appear on log axes and are named in the first panel instead.
+    local expectation, antithetic, relaxed, ...); each row (a gradient block, or its bias)
+    shares one y axis. The dashed grey line is c/S, anchored at the geometric mean of the
+    panel's S = 1 variances: every unbiased Monte Carlo average of independent draws runs
+    parallel to it. Estimators with zero variance (exact) cannot appear on log axes and are
+    named in the first panel instead.
     """
     table, checkpoint = _last_checkpoint(table, checkpoint)
     titles = {**_BLOCK_LABEL, **(block_labels or {})}
@@ -415,9 +416,9 @@ def train_compare_curves(table, x=None, splits=None, note=None):
 
     Notes
     -----
-    One column of panels per family of methods (score-function family, antithetic, relaxed,
-    references) when there are more than six, on shared y axes; top row the training data,
-    bottom row held-out data.
+    One column of panels per family of methods (score-function family, local expectation,
+    antithetic, relaxed, references) when there are more than six, on shared y axes; top row
+    the training data, bottom row held-out data.
     """
     if x is None:
         x = "evals_per_datapoint" if "evals_per_datapoint" in table.columns else "decoder_evals"

@@ -7,9 +7,9 @@
   exact_elbo run (two rows per grid point).
 - ``save_figures``: both, as PNG files.
 
-Both draw one column per family of estimators (score-function family, antithetic, relaxed,
-references; ``vi_lab.plotting.panels``), each series in its colour and marker of
-``vi_lab.plotting.LOOKS``, no two series of a panel sharing a colour or a line style.
+Both draw one column per family of estimators (score-function family, local expectation,
+antithetic, relaxed, references; ``vi_lab.plotting.panels``), each series in its colour and
+marker of ``vi_lab.plotting.LOOKS``, no two series of a panel sharing a colour or a line style.
 
 Intervals are Student-t intervals across seeds (on log10 for variances: a geometric mean with its
 interval); a single seed's line is never drawn on its own. The functions take the tables of a
@@ -77,7 +77,7 @@ def _draw(ax, xs, m, lo, hi, kw, label, every=None):
 
 
 def _family_panels(names):
-    """Family panels (score-function family, antithetic, relaxed, references), never one mixed panel.
+    """Family panels (the families of ``vi_lab.plotting.FAMILIES``), never one mixed panel.
 
     Eight estimators in one panel would put four pairs on one colour (the palette gives each
     family the same colours, :data:`vi_lab.plotting.LOOKS`), so a study always splits by family.
@@ -112,9 +112,9 @@ def log_px_vs_evals(result, points=None):
     Returns
     -------
     matplotlib.figure.Figure
-        One column per family of estimators (score-function family, antithetic, relaxed,
-        references; :func:`vi_lab.plotting.panels`), each series in its own colour, line style and
-        marker (:data:`vi_lab.plotting.LOOKS`). Two rows per grid point, on shared y axes: against
+        One column per family of estimators (score-function family, local expectation,
+        antithetic, relaxed, references; :func:`vi_lab.plotting.panels`), each series in its own
+        colour, line style and marker (:data:`vi_lab.plotting.LOOKS`). Two rows per grid point, on shared y axes: against
         decoder evaluations per training datapoint (every estimator ends at the same budget), and
         against training wall time (seconds, log scale). References that trained for a fixed
         number of steps instead of the budget are drawn as horizontal lines at their final value

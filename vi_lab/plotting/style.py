@@ -5,9 +5,9 @@
   figures survive grey-scale printing.
 - One mapping, :data:`LOOKS`, gives each estimator and training method its colour, line style
   and marker, the same in every figure. Estimators are grouped in :data:`FAMILIES`
-  (score-function family, antithetic, relaxed, references, Gaussian); within a family no two
-  members share a colour or a line style, and a figure with more than six series (or two of one
-  colour) draws one panel per family (:func:`panels`, :func:`panel_lines`).
+  (score-function family, local expectation, antithetic, relaxed, references, Gaussian); within
+  a family no two members share a colour or a line style, and a figure with more than six
+  series (or two of one colour) draws one panel per family (:func:`panels`, :func:`panel_lines`).
 - Two kinds: ``style()`` for notebooks and papers (legends beside the axes), and
   ``style("slides")``: 16:9 figures (13.33 x 7.5 in, a full slide) with larger text and every
   legend inside its axes, so that the figure can fill a slide.
@@ -44,8 +44,11 @@ _SOLID, _DASHED, _DASHDOT, _DOTTED, _DASHDOTDOT, _LONGDASH = LINESTYLES
 #: Family -> members, in the order their panels are drawn. Within a family every member has its
 #: own colour and its own line style (the first member, the family's classic, is solid).
 FAMILIES = {
-    "score-function family": ["score_function", "rloo", "nvil", "vimco", "dcv", "leg"],
-    "antithetic": ["disarm", "arm", "arms", "rodeo", "ugc", "bitflip"],
+    # score-function estimators, with baselines or control variates (RODEO's are discrete-Stein ones)
+    "score-function family": ["score_function", "rloo", "nvil", "vimco", "dcv", "rodeo"],
+    # each coordinate's expectation summed exactly, the others sampled (Rao-Blackwellization)
+    "local expectation": ["leg"],
+    "antithetic": ["disarm", "arm", "arms", "ugc", "bitflip"],
     "relaxed": ["concrete", "straight_through", "rebar", "relax", "gumbel_rao", "reinmax"],
     "references": ["exact_ml", "exact_elbo", "wake_sleep", "reweighted_wake_sleep", "exact"],
     "Gaussian latents": ["reparam", "gaussian_score_function"],
@@ -53,7 +56,8 @@ FAMILIES = {
 _FAMILY_COLORS = [_BLUE, _VERMILLION, _GREEN, _PURPLE, _ORANGE, _SKY]
 _FAMILY_MARKERS = {
     "score-function family": ["o", "s", "^", "v", "D", "P"],
-    "antithetic": ["P", "D", "o", "s", "^", "v"],
+    "local expectation": ["h"],
+    "antithetic": ["P", "D", "o", "^", "v"],
     "relaxed": ["<", ">", "X", "h", "d", "p"],
     "references": ["*", "d", "p", "h", "d"],
     "Gaussian latents": ["o", "s"],
