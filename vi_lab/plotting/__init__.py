@@ -18,8 +18,8 @@ computation modules return.
 """
 from .style import (OKABE_ITO, MARKERS, LINESTYLES, LOOKS, FAMILIES, NATS, SLIDE_SIZE, rc_params, style, use_style,
                     current_kind, color_for, marker_for, line_for, family_of, panels, panel_lines, new_figure)
-from .experiments import (variance_vs_samples, variance_at_equal_cost, variance_vs_checkpoint, bias_variance_vs_tau,
-                          train_compare_curves, tightness_gaps, iwae_vs_k)
+from .experiments import variance_vs_samples, variance_at_equal_cost, variance_vs_checkpoint, bias_variance_vs_tau
+from .training import train_compare_curves, tightness_gaps, iwae_vs_k
 from .runs import figures_for, figure_makers
 from .general import history, posterior_bars, image_grid
 from .gaussian import latent_manifold, encoded_means, vae_manifold, gaussian_learning_curves

@@ -8,8 +8,9 @@ from functools import partial
 
 import numpy as onp
 
-from .experiments import (_col, bias_variance_vs_tau, iwae_vs_k, tightness_gaps, train_compare_curves,
-                          variance_at_equal_cost, variance_vs_checkpoint, variance_vs_samples)
+from ._figure_helpers import _col
+from .experiments import bias_variance_vs_tau, variance_at_equal_cost, variance_vs_checkpoint, variance_vs_samples
+from .training import iwae_vs_k, tightness_gaps, train_compare_curves
 
 __all__ = ["figures_for", "figure_makers"]
 

@@ -114,9 +114,9 @@ def log_px_vs_evals(result, points=None):
     matplotlib.figure.Figure
         One column per family of estimators (score-function family, local expectation,
         antithetic, relaxed, references; :func:`vi_lab.plotting.panels`), each series in its own
-        colour, line style and marker (:data:`vi_lab.plotting.LOOKS`). Two rows per grid point, on shared y axes: against
-        decoder evaluations per training datapoint (every estimator ends at the same budget), and
-        against training wall time (seconds, log scale). References that trained for a fixed
+        colour, line style and marker (:data:`vi_lab.plotting.LOOKS`). Two rows per grid point,
+        on shared y axes: against decoder evaluations per training datapoint (every estimator
+        ends at the same budget), and against training wall time (seconds, log scale). References that trained for a fixed
         number of steps instead of the budget are drawn as horizontal lines at their final value
         (with their band).
     """
