@@ -37,6 +37,20 @@ def _main_thread():
     return threading.current_thread() is threading.main_thread()
 
 
+def _swallowed_here(frame):
+    """Whether an exception raised in ``frame`` would be printed as 'Exception ignored' and dropped.
+
+    Python runs weakref callbacks and ``__del__`` methods wherever garbage collection happens
+    to run, and reports what they raise as unraisable instead of propagating it; importlib's
+    frozen bookkeeping is such a callback too.
+    """
+    if frame is None:
+        return False
+    code = frame.f_code
+    return (code.co_name == "__del__" or code.co_filename.endswith(("weakref.py", "_weakrefset.py"))
+            or code.co_filename.startswith("<frozen importlib"))
+
+
 class UsageError(ValueError):
     """A user mistake found by the command line itself (printed as one line, exit status 2)."""
 
@@ -449,17 +463,20 @@ def main(argv=None):
         # Remember the interrupt: a Ctrl-C inside a C extension's import (numpy's) surfaces as an
         # ImportError, which must still end as an interrupt, not as "error: cannot import numpy".
         interrupted.append(signum)
-        if _DEFER and starting:
-            # During start-up (imports), deliver the interrupt again in 20 ms until it lands: raised
-            # inside importlib's bookkeeping (a weakref callback) it is printed and dropped, and an
-            # optional-dependency probe (try: import x / except ImportError) can swallow it.
+        swallowed = _swallowed_here(frame)
+        if _DEFER and (starting or swallowed):
+            # Deliver the interrupt again in 20 ms until it lands: raised inside a weakref callback
+            # (importlib's bookkeeping, a WeakKeyDictionary's cleanup during garbage collection)
+            # or a __del__ it is printed and dropped, and during start-up an optional-dependency
+            # probe (try: import x / except ImportError) can swallow it too.
             signal.setitimer(signal.ITIMER_REAL, 0.02)
-            if frame is not None and frame.f_code.co_filename.startswith("<frozen importlib"):
+            if swallowed:
                 return
         raise KeyboardInterrupt
 
     def started():
-        # the imports are done: from here on an interrupt is delivered once, as usual
+        # the imports are done: from here on an interrupt is delivered once, as usual (again only
+        # where it would be dropped)
         starting.clear()
         _stop_redelivery()
         if interrupted:
