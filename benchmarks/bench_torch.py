@@ -171,13 +171,28 @@ def b_prior_of(log_prior):
 
 
 # ---------------------------------------------------------------------------- timing
-def cpu_best(fn, repeats):
-    best, out = float("inf"), None
-    for _ in range(repeats):
+def cpu_pair(run_a, run_b, repeats, min_seconds=0.02):
+    """CPU seconds per call of ``run_a`` and of ``run_b``, the minimum over ``repeats`` rounds.
+
+    A round times enough back-to-back calls to last ``min_seconds`` (one call of a small problem
+    takes a fraction of a millisecond, below the clock's resolution and at the mercy of one page
+    fault), and the two sides alternate round by round, so a drift in the machine's speed
+    reaches both alike.
+    """
+    outs = [run_a(), run_b()]                                 # warm-up, and the estimates compared
+    counts = []
+    for fn in (run_a, run_b):
         start = time.process_time()
-        out = fn()
-        best = min(best, time.process_time() - start)
-    return best, out
+        fn()
+        counts.append(max(1, int(min_seconds / max(time.process_time() - start, 1e-6))))
+    best = [float("inf"), float("inf")]
+    for _ in range(repeats):
+        for side, fn in enumerate((run_a, run_b)):
+            start = time.process_time()
+            for _ in range(counts[side]):
+                fn()
+            best[side] = min(best[side], (time.process_time() - start) / counts[side])
+    return best, outs
 
 
 ESTIMATORS = {   # row name -> (vi_lab name, options, torch generic function, minimum S)
@@ -201,6 +216,8 @@ def main(argv=None):
     parser.add_argument("--reps", type=int, default=2000)
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--samples", type=int, nargs="+", default=[1, 2, 10])
+    parser.add_argument("--estimators", nargs="+", choices=list(ESTIMATORS), default=list(ESTIMATORS),
+                        help="rows to time (default: all)")
     args = parser.parse_args(argv)
     R = args.reps
     gen = torch.Generator().manual_seed(0)
@@ -208,11 +225,10 @@ def main(argv=None):
           f"CPU time, min of {args.repeats}; load average {os.getloadavg()[0]:.1f}")
     print(f"{'problem':<6} {'estimator':<15} {'S':>3} {'vi_lab us/est':>14} {'torch us/est':>13} {'ratio':>7} {'agree':>6}")
     ratios = []
-    seeds = iter(range(10 ** 9))
+    rng = onp.random.default_rng(0)             # one stream, as torch's generator ``gen``
 
     def row(problem, name, S, run_v, run_t):
-        t_v, g_v = cpu_best(run_v, args.repeats)
-        t_t, g_t = cpu_best(run_t, args.repeats)
+        (t_v, t_t), (g_v, g_t) = cpu_pair(run_v, run_t, args.repeats)
         ratio = t_v / t_t
         ratios.append((problem, name, S, ratio))
         print(f"{problem:<6} {name:<15} {S:>3} {t_v / R * 1e6:>14.2f} {t_t / R * 1e6:>13.2f} {ratio:>7.2f} "
@@ -222,23 +238,27 @@ def main(argv=None):
         logits, f_np, f_t = prob["logits"], prob["f_np"], prob["f_t"]
         lt = torch.tensor(logits)
         for name, (vname, opts, t_fn, s_min) in ESTIMATORS.items():
+            if name not in args.estimators:
+                continue
             est = estimators.get(vname, **opts)
             for S in args.samples:
                 if S < s_min:
                     continue
-                row(pname, name, S, lambda: est.grad(f_np, logits, S, rng=next(seeds), n_reps=R),
+                row(pname, name, S, lambda: est.grad(f_np, logits, S, rng=rng, n_reps=R),
                     lambda: t_fn(f_t, lt, S, R, gen))
 
     model, params, x, q_logits, log_lik, log_prior = elbo_problem()
     _PRIOR["b"] = torch.tensor(params["prior_logits"])
     psi = torch.tensor(q_logits)
     for name, (vname, opts, _, s_min) in ESTIMATORS.items():
+        if name not in args.estimators:
+            continue
         est = estimators.get(vname, **opts)
         for S in args.samples:
             if S < s_min:
                 continue
             row("elbo", name, S,
-                lambda: est(model, params, q_logits, x, S, rng=next(seeds), n_reps=R, params_grad=False)[1],
+                lambda: est(model, params, q_logits, x, S, rng=rng, n_reps=R, params_grad=False)[1],
                 lambda: torch_elbo_estimate(name, S, R, gen, log_lik, log_prior, psi))
 
     values = onp.array([r[3] for r in ratios])

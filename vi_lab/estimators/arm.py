@@ -3,7 +3,7 @@ import numpy as onp
 from autograd.tracer import getval
 
 from ..nn import sigmoid
-from .base import Estimator, uniform_open
+from .base import Estimator, sample_mean, uniform_open
 
 __all__ = ["ARM", "DisARM"]
 
@@ -61,7 +61,7 @@ class ARM(_Antithetic):
 
     def _grad(self, f, logits, n_samples, rng, n_reps):
         u, _, _, f_up, f_down = self._pair(f, logits, n_samples, rng, n_reps)
-        return onp.mean((f_up - f_down)[..., None] * (u - 0.5), axis=1)
+        return sample_mean((f_up - f_down)[..., None] * (u - 0.5))
 
 
 class DisARM(_Antithetic):
@@ -98,4 +98,4 @@ class DisARM(_Antithetic):
         # b = b_down (u < sigmoid(psi)); b~ = b_up (1 - u < sigmoid(psi))
         sign = 1.0 - 2.0 * b_up
         weight = sign * (b_down != b_up) * onp.asarray(sigmoid(onp.abs(logits)))
-        return onp.mean(0.5 * (f_down - f_up)[..., None] * weight, axis=1)
+        return sample_mean(0.5 * (f_down - f_up)[..., None] * weight)

@@ -2,7 +2,7 @@
 import numpy as onp
 from autograd.tracer import getval
 
-from .base import Estimator, bernoulli_from_uniform, score_grad, uniform_open
+from .base import Estimator, bernoulli_from_uniform, sample_sum, score_grad, uniform_open
 
 __all__ = ["ScoreFunction"]
 
@@ -78,7 +78,7 @@ def center(values, baseline):
     if baseline is None:
         return values
     n_samples = values.shape[1]
-    total = values.sum(axis=1, keepdims=True)
+    total = sample_sum(values, keepdims=True)
     if baseline == "mean":
         return values - total / n_samples
     return values - (total - values) / (n_samples - 1)
