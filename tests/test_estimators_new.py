@@ -242,19 +242,28 @@ def test_tau_sweep_shows_gumbel_rao_and_reinmax_beside_straight_through():
 
 @pytest.mark.parametrize("shape", [(), (7,), (3, 4, 5), (2000, 10, 5, 1)])
 def test_uniform_open_is_the_documented_formula_bit_for_bit(shape):
+    # the integers are Generator.integers(0, 2**52)'s, so every stream drawn before stays as it was;
+    # the generator is left where integers() leaves it
     # (m + 1/2) / 2**52 from the same integers m, written the slow obvious way
     for seed in range(3):
         m = np.random.default_rng(seed).integers(0, 2 ** 52, size=shape)
         want = (np.asarray(m, dtype=np.float64) + 0.5) * 2.0 ** -52
-        got = uniform_open(np.random.default_rng(seed), shape)
+        rng = np.random.default_rng(seed)
+        got = uniform_open(rng, shape)
         assert got.dtype == np.float64 and np.shape(got) == shape
         np.testing.assert_array_equal(got, want)
+        after = np.random.default_rng(seed)
+        after.integers(0, 2 ** 52, size=shape)
+        assert rng.random() == after.random()
 
 
 def test_uniform_open_at_the_extreme_integers():
-    class Extremes:                                    # a generator that returns the end points
-        def integers(self, low, high, size=None, dtype=np.int64):
-            return np.array([low, 1, 2 ** 51, high - 1], dtype=dtype)
+    class Extremes:                                    # a generator whose raw draws give the end points
+        class bit_generator:
+            @staticmethod
+            def random_raw(size=None):
+                # m = 0, 1, 2**51, 2**52 - 1 in the top 52 bits, the low 12 bits set to be thrown away
+                return (np.array([0, 1, 2 ** 51, 2 ** 52 - 1], dtype=np.uint64) << np.uint64(12)) | np.uint64(0xFFF)
 
     u = uniform_open(Extremes(), (4,))
     np.testing.assert_array_equal(u, [2.0 ** -53, 3 * 2.0 ** -53, 0.5 + 2.0 ** -53, 1 - 2.0 ** -53])

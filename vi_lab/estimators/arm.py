@@ -95,7 +95,8 @@ class DisARM(_Antithetic):
 
     def _grad(self, f, logits, n_samples, rng, n_reps):
         _, b_up, b_down, f_up, f_down = self._pair(f, logits, n_samples, rng, n_reps)
-        # b = b_down (u < sigmoid(psi)); b~ = b_up (1 - u < sigmoid(psi))
-        sign = 1.0 - 2.0 * b_up
-        weight = sign * (b_down != b_up) * onp.asarray(sigmoid(onp.abs(logits)))
+        # b = b_down (u < sigmoid(psi)); b~ = b_up (1 - u < sigmoid(psi)): (-1)^{b~_k} 1[b_k != b~_k]
+        # is +1 where (b, b~) = (1, 0), -1 where (0, 1) and 0 where they agree, that is b - b~
+        weight = b_down - b_up
+        weight *= onp.asarray(sigmoid(onp.abs(logits)))
         return sample_mean(0.5 * (f_down - f_up)[..., None] * weight)

@@ -85,7 +85,10 @@ def uniform_open(rng, shape):
     and (1 + m / 2**52) - 1 + 2**-53 is that same number exactly (a third of the time of
     converting the int64 m to float, which dominated the sampling of small estimators).
     """
-    bits = rng.integers(0, 2 ** 52, size=shape, dtype=onp.uint64)
+    # the top 52 bits of each raw 64-bit draw: what rng.integers(0, 2**52) returns (Lemire's
+    # method never rejects for a power of two), without its per-element bounds arithmetic
+    bits = rng.bit_generator.random_raw(size=shape)
+    bits >>= onp.uint64(12)
     bits |= onp.uint64(0x3FF0000000000000)
     u = bits.view(onp.float64)
     u -= 1.0
