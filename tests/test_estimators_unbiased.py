@@ -267,6 +267,7 @@ def test_vimco_signals_match_a_loop(scale):
     log_w[0, :, 0] = [-1e4, 3.0, 3.0, -2.0, 7.0]                     # a tie below the top
     log_w[1, :, 1] = [50.0, 50.0, -50.0, 0.0, 1.0]                   # a tie at the top
     log_w[2, :, 2] = [800.0, 0.0, 1.0, 2.0, -800.0]                  # one sample dominates by e^798
+    log_w[1, :, 3] = [-np.inf, 1.0, 2.0, -np.inf, 0.5]               # weights of zero
     bound, signals = vimco_signals(log_w)
     for r, s, n in np.ndindex(*log_w.shape):
         column = log_w[r, :, n]

@@ -41,28 +41,51 @@ def vimco_signals(log_w):
     log space with the maximum m subtracted, e_j = exp(log_w_j - m), the total minus e_s keeps
     the top sample's term 1, so nothing cancels, except for the top sample itself; its others
     are summed afresh with their own maximum (the second largest log weight) subtracted.
+    Weights of exactly 0 (log_w = -inf) are allowed: the others' mean is then -inf if one of
+    them is 0, and their finite total otherwise.
     """
     n_samples = log_w.shape[1]
     log_s = onp.log(n_samples)
-    position = onp.arange(n_samples).reshape((1, n_samples) + (1,) * (log_w.ndim - 2))
-    is_top = position == onp.argmax(log_w, axis=1)[:, None]                    # (R, S, ...), one per column
-    top = _finite_max(log_w)                                                   # (R, 1, ...)
-    scaled = onp.exp(log_w - top)
-    total = scaled.sum(axis=1, keepdims=True)                                  # >= 1: the top term is 1
+    # samples first, (S, R, ...): each reduction over them is then an outer loop over S around one
+    # long inner loop over (R, ...), where with (R, S, ...) numpy runs inner loops prod(...) long.
+    # The in-place steps compute the same expressions as written in the comments, in one array each.
+    w = onp.ascontiguousarray(onp.moveaxis(log_w, 1, 0))
+    position = onp.arange(n_samples).reshape((n_samples,) + (1,) * (w.ndim - 1))
+    peak = onp.max(w, axis=0, keepdims=True)
+    first = onp.min(onp.where(w == peak, position, n_samples), axis=0, keepdims=True)
+    is_top = position == first                                                 # one per column, the first maximum
+    top = _finite(peak)                                                        # (1, R, ...)
+    scaled = w - top
+    onp.exp(scaled, out=scaled)                                                # exp(w - top)
+    total = scaled.sum(axis=0, keepdims=True)                                  # >= 1: the top term is 1
     bound = onp.log(total) + top - log_s
-    loo_mean = (log_w.sum(axis=1, keepdims=True) - log_w) / (n_samples - 1)    # (R, S, ...)
-    rest = onp.where(is_top, -onp.inf, log_w)
-    second = _finite_max(rest)
-    rest_total = onp.exp(rest - second).sum(axis=1, keepdims=True)
+    zero = w == -onp.inf                                                       # weights of exactly 0
+    if zero.any():
+        # the total minus w_s would be -inf - (-inf) for such a sample: total the finite others
+        finite = onp.where(zero, 0.0, w)
+        loo_mean = finite.sum(axis=0, keepdims=True) - finite
+        loo_mean[zero.sum(axis=0, keepdims=True) - zero > 0] = -onp.inf        # another weight is 0
+    else:
+        loo_mean = w.sum(axis=0, keepdims=True) - w
+    loo_mean /= n_samples - 1                                                  # (S, R, ...)
+    rest = onp.where(is_top, -onp.inf, w)
+    second = _finite(onp.max(rest, axis=0, keepdims=True))
+    rest -= second
+    rest_total = onp.exp(rest, out=rest).sum(axis=0, keepdims=True)            # sum exp(rest - second)
     shift = onp.where(is_top, second, top)
-    others = onp.where(is_top, rest_total, total - scaled)                   # sum_{j != s} exp(log_w_j - shift)
-    loo_bound = onp.log(others + onp.exp(loo_mean - shift)) + shift - log_s
-    return bound, bound - loo_bound
+    others = onp.subtract(total, scaled, out=scaled)                          # sum_{j != s} exp(log_w_j - shift):
+    onp.copyto(others, rest_total, where=is_top)                               # total - scaled, or rest_total at the top
+    loo_mean -= shift
+    others += onp.exp(loo_mean, out=loo_mean)
+    loo_bound = onp.log(others, out=others)
+    loo_bound += shift
+    loo_bound -= log_s                                                         # log(others + exp(loo_mean - shift)) + shift - log S
+    signals = onp.subtract(bound, loo_bound, out=loo_bound)
+    return onp.moveaxis(bound, 0, 1), onp.ascontiguousarray(onp.moveaxis(signals, 0, 1))
 
 
-def _finite_max(a):
-    # the maximum over the samples, 0 where it is not finite (all -inf: every exp() is then 0, not NaN)
-    top = onp.max(a, axis=1, keepdims=True)
+def _finite(top):
+    # 0 where the maximum is not finite (all -inf: every exp() is then 0, not NaN)
     return onp.where(onp.isfinite(top), top, 0.0)
 
 
