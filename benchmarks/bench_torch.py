@@ -14,8 +14,10 @@ Three problems, each estimator at S = 1, 2 and 10 samples, R replicates per call
 The torch side is written here from the papers' formulas, vectorized over replicates and samples
 with torch tensors (autograd only where the estimator differentiates f, i.e. Concrete); it shares
 nothing with vi_lab but the random problem. Both sides run on one thread (BLAS and torch), the
-times are CPU seconds of this process (robust to other jobs on the machine), the minimum of
-``--repeats`` calls. ``agree`` is the largest |mean_vilab - mean_torch| over the coordinates in units
+times are CPU seconds of this process (robust to other jobs on the machine) per call, the minimum
+over ``--repeats`` rounds of back-to-back calls lasting >= 20 ms each, vi_lab's and torch's rounds
+alternating. Each side draws from one generator kept across calls (a numpy Generator, a torch
+Generator). ``agree`` is the largest |mean_vilab - mean_torch| over the coordinates in units
 of the standard error of the difference: two implementations of the same unbiased (or equally
 biased) estimator give |z| of a few at most. ``ratio`` is vi_lab time / torch time (<= 1: vi_lab
 is at least as fast).
