@@ -152,3 +152,61 @@ def test_cells_reuse_freed_memory_instead_of_faulting_in_new_pages(mb):
     # test would show nothing; the tuned process reuses what it freed
     assert default > 200
     assert tuned < 0.05 * default
+
+
+_RELEASE = """
+import numpy as np
+from vi_lab.parallel import KEEP_FREED_BYTES, keep_freed_memory, release_freed_memory
+
+def resident():
+    with open("/proc/self/statm") as statm:
+        return int(statm.read().split()[1]) * 4096
+
+keep_freed_memory()
+start = resident()
+blocks, live = [], []
+for _ in range(40):                                   # 40 x 16 MiB, touched, each followed by a small
+    blocks.append(np.ones(2 ** 21))                   # array that stays: freed, the big ones are holes
+    live.append(np.ones(2 ** 15))                     # inside the heap, which glibc never trims itself
+del blocks
+kept = resident() - start
+released = release_freed_memory()
+print(kept, resident() - start, released, KEEP_FREED_BYTES)
+"""
+
+
+def test_a_cell_hands_back_what_it_freed_beyond_the_kept_bytes():
+    # loky restarts a worker whose resident size grew by 300 MB since its first cell (with a warning on
+    # the user's terminal); the freed memory a cell kept is trimmed back to KEEP_FREED_BYTES when it ends
+    import platform
+    import subprocess
+    import sys
+
+    if platform.libc_ver()[0] != "glibc":
+        from vi_lab.parallel import release_freed_memory
+        assert release_freed_memory() is False
+        return
+    kept, after, released, keep = (int(v) if v.lstrip("-").isdigit() else v for v in subprocess.run(
+        [sys.executable, "-c", _RELEASE], capture_output=True, text=True, check=True).stdout.split())
+    assert released == "True"
+    assert kept > 500 * 2 ** 20                      # without the release, the 640 MiB stay resident
+    assert after < keep + 64 * 2 ** 20               # with it, at most the kept bytes (and some slack)
+
+
+def _rss_growth_cell(index):
+    import os
+    import time
+
+    # loky measures a worker's reference size after its first cell: the first two (one per worker)
+    # are small, every later one touches and frees 480 MiB
+    blocks = [np.ones(2 ** 21) for _ in range(30 if index >= 2 else 0)]
+    del blocks
+    time.sleep(0.3)                                  # loky checks a worker's memory at most once a second
+    return os.getpid()
+
+
+def test_workers_are_not_restarted_by_lokys_memory_leak_check(recwarn):
+    pytest.importorskip("psutil")                    # loky checks only with psutil installed
+    pids = run_cells(_rss_growth_cell, list(range(10)), jobs=2, progress=False)
+    assert len(set(pids)) <= 2, "a worker was restarted"
+    assert not [w for w in recwarn if "worker stopped" in str(w.message)]

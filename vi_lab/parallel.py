@@ -13,9 +13,10 @@ an existing engine, never a pool of our own:
 Every cell runs with one BLAS thread (threadpoolctl), in every mode: the arrays here are small, so
 extra BLAS threads only fight over the cores the workers already use, and a cell computes the same
 floating-point numbers whichever mode runs it. And every process that runs cells keeps up to
-``KEEP_FREED_BYTES`` (512 MiB) of freed memory for reuse (:func:`keep_freed_memory`): a cell allocates
+``KEEP_FREED_BYTES`` (192 MiB) of freed memory for reuse (:func:`keep_freed_memory`): a cell allocates
 and frees arrays of tens of MB call after call, and glibc's default hands each one back to the
 kernel, so the next call faults in fresh zeroed pages (a quarter of ``vi-lab variance``'s wall time).
+What a cell freed beyond that is handed back when it ends (:func:`release_freed_memory`).
 
 Results do not depend on the number of workers or on their order as long as each cell draws its
 random numbers from a stream derived from the cell itself; ``cell_seed`` derives one from a
@@ -34,14 +35,16 @@ from contextlib import contextmanager
 
 import numpy as onp
 
-__all__ = ["run_cells", "resolve_jobs", "connect_scheduler", "cell_seed", "keep_freed_memory"]
+__all__ = ["run_cells", "resolve_jobs", "connect_scheduler", "cell_seed", "keep_freed_memory", "release_freed_memory"]
 
 #: seconds to wait for a Dask scheduler before giving up (an unreachable address fails fast).
 CONNECT_TIMEOUT = 5.0
 
-#: freed memory a cell-running process keeps for reuse (glibc's M_TOP_PAD): one estimator call's
-#: working memory (:data:`vi_lab.experiments.sizes.CALL_BYTES`)
-KEEP_FREED_BYTES = 2 ** 29
+#: freed memory a cell-running process keeps for reuse (glibc's M_TOP_PAD). Not more: loky restarts
+#: a worker whose resident size grew by 300 MB since its first cell (its memory-leak check), with a
+#: warning on the user's terminal; at 512 MiB the default ``vi-lab variance`` lost 1-2 workers so
+#: and took 25-26 s, at 256 MiB none and 22 s, at 192 MiB (300 MB less some margin) none and 21 s
+KEEP_FREED_BYTES = 3 * 2 ** 26
 # mallopt parameter numbers, from glibc's malloc.h; 32 MiB is the largest mmap threshold glibc accepts
 _M_TOP_PAD, _M_MMAP_THRESHOLD, _HEAP_LIMIT = -2, -3, 2 ** 25
 _kept = {}                                            # the mallopt function, the bytes set
@@ -53,15 +56,15 @@ def keep_freed_memory(n_bytes=None):
     Parameters
     ----------
     n_bytes : int, optional
-        Default ``KEEP_FREED_BYTES`` (512 MiB).
+        Default ``KEEP_FREED_BYTES`` (192 MiB).
 
     Returns
     -------
     bool
         Whether the allocator took the setting (False off glibc: macOS, musl, Windows), in which case
         nothing changed. Numbers never depend on it, only the time spent in page faults: measured
-        on ``vi-lab variance --jobs 1 --no-figures`` (2 cores), 35.8 s wall with 9.5 s of system
-        time before, 26.4 s with 1.2 s after, peak memory unchanged (0.5 GB).
+        on ``vi-lab variance --jobs 1 --no-figures`` (2 cores), 34.3 s wall with 9.3 s of system
+        time without it, 28.2 s with 3.4 s with it (192 MiB kept, trimmed back after each cell).
 
     Notes
     -----
@@ -85,17 +88,23 @@ def keep_freed_memory(n_bytes=None):
 
 def _glibc_mallopt():
     """glibc's ``mallopt`` through ctypes, or None on another C library."""
+    return _glibc_function("mallopt", ("c_int", "c_int"))
+
+
+def _glibc_function(name, argtypes):
+    """glibc's function ``name`` (int result; ctypes type names ``argtypes``), or None off glibc."""
     import ctypes
     import platform
 
     if platform.libc_ver()[0] != "glibc":
         return None
     try:
-        mallopt = ctypes.CDLL(None).mallopt
+        function = getattr(ctypes.CDLL(None), name)
     except (OSError, AttributeError):
         return None
-    mallopt.argtypes, mallopt.restype = (ctypes.c_int, ctypes.c_int), ctypes.c_int
-    return mallopt
+    function.argtypes = [getattr(ctypes, type_name) for type_name in argtypes]
+    function.restype = ctypes.c_int
+    return function
 
 
 def cell_seed(seed, key):
@@ -171,10 +180,39 @@ def connect_scheduler(scheduler, timeout=None):
 
 
 def _call(function, index, cell):
-    """Worker side: run one cell with one BLAS thread; return its index with the result."""
+    """Worker side: run one cell with one BLAS thread; return its index with the result.
+
+    The cell keeps freed memory for its own reuse (:func:`keep_freed_memory`); when it ends,
+    whatever it freed beyond ``KEEP_FREED_BYTES`` goes back to the kernel, so that a worker's
+    resident size between cells stays within loky's memory-leak check (300 MB of growth).
+    """
     keep_freed_memory()
-    with _one_blas_thread():
-        return index, function(cell)
+    try:
+        with _one_blas_thread():
+            return index, function(cell)
+    finally:
+        release_freed_memory()
+
+
+def release_freed_memory(keep=None):
+    """Hand the free heap memory beyond ``keep`` bytes back to the kernel (glibc only).
+
+    Parameters
+    ----------
+    keep : int, optional
+        Free bytes left at the top of the heap for reuse; default ``KEEP_FREED_BYTES``.
+
+    Returns
+    -------
+    bool
+        Whether memory was released: glibc's ``malloc_trim(keep)``, which also frees the whole pages
+        of free blocks inside the heap. False (and nothing done) on another C library.
+    """
+    keep = KEEP_FREED_BYTES if keep is None else int(keep)
+    if "malloc_trim" not in _kept:
+        _kept["malloc_trim"] = _glibc_function("malloc_trim", ("c_size_t",))
+    trim = _kept["malloc_trim"]
+    return bool(trim is not None and trim(keep))
 
 
 @contextmanager
