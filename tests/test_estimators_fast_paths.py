@@ -132,3 +132,35 @@ def test_elbo_level_estimates_unchanged_by_the_fast_reductions(name, monkeypatch
     slow_est = _taped(est) if hasattr(est, "sigmoid_relaxation") else est
     _, slow = slow_est(model, params, q_logits, x, 5, rng=3, n_reps=40, params_grad=False)
     np.testing.assert_array_equal(fast, slow)
+
+
+def _plain_pair(logits, n_samples, n_reps, seed):
+    """ARM's antithetic pair from the same uniforms, the obvious way."""
+    from vi_lab.estimators.base import uniform_open
+    u = uniform_open(np.random.default_rng(seed), (n_reps, n_samples) + logits.shape)
+    p = 1.0 / (1.0 + np.exp(-logits))
+    return u, (u > 1.0 / (1.0 + np.exp(logits))).astype(float), (u < p).astype(float)
+
+
+@pytest.mark.parametrize("problem", ["toy", "batch"])
+@pytest.mark.parametrize("n_samples", [1, 4])
+def test_arm_and_disarm_are_the_papers_formulas_on_the_same_draws(problem, n_samples):
+    # the fast paths (f on each member of the pair, u reused in place, DisARM's weight as b - b~)
+    # against Yin & Zhou's and Dong et al.'s formulas written plainly, on the same uniforms
+    logits, f = PROBLEMS[problem]
+    u, b_up, b_down = _plain_pair(logits, n_samples, 30, 5)
+    f_up, f_down = (np.asarray(f(b.reshape((-1,) + logits.shape))).reshape(b.shape[:-1]) for b in (b_up, b_down))
+    arm = np.mean((f_up - f_down)[..., None] * (u - 0.5), axis=1)
+    sign = np.where(b_up == 1.0, -1.0, 1.0)                         # (-1)^{b~}
+    disarm = np.mean(0.5 * (f_down - f_up)[..., None] * sign * (b_down != b_up)
+                     / (1.0 + np.exp(-np.abs(logits))), axis=1)
+    np.testing.assert_allclose(estimators.get("arm").grad(f, logits, n_samples, rng=5, n_reps=30), arm, rtol=1e-13, atol=1e-15)
+    np.testing.assert_allclose(estimators.get("disarm").grad(f, logits, n_samples, rng=5, n_reps=30), disarm, rtol=1e-13, atol=1e-15)
+
+
+def test_a_disarm_weight_without_the_sign_fails_the_formula_check():
+    logits, f = PROBLEMS["toy"]
+    u, b_up, b_down = _plain_pair(logits, 4, 30, 5)
+    f_up, f_down = (np.asarray(f(b.reshape((-1,) + logits.shape))).reshape(b.shape[:-1]) for b in (b_up, b_down))
+    unsigned = np.mean(0.5 * (f_down - f_up)[..., None] * (b_down != b_up) / (1.0 + np.exp(-np.abs(logits))), axis=1)
+    assert not np.allclose(estimators.get("disarm").grad(f, logits, 4, rng=5, n_reps=30), unsigned)
