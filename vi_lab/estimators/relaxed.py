@@ -92,14 +92,20 @@ class _Relaxed(Estimator):
         at = self._forward_value(soft, logits, noise)
         # the cotangent of (1/S) sum f(z) is 1/S everywhere: handing it to f's own VJP is the
         # gradient of that sum, the same bits, without the sum and the division on the tape
-        vjp, values = make_vjp(f, at)
-        grad_z = vjp(onp.broadcast_to(1.0 / n_samples, onp.shape(values)))
+        # (and, for the generic level's f, without its reshapes: f is traced on the rows)
+        rows = getattr(f, "on_rows", None)
+        if rows is None:
+            vjp, values = make_vjp(f, at)
+            grad_z = vjp(onp.broadcast_to(1.0 / n_samples, onp.shape(values)))
+        else:
+            vjp, values = make_vjp(rows, at.reshape((-1,) + at.shape[2:]))
+            grad_z = vjp(onp.broadcast_to(1.0 / n_samples, onp.shape(values))).reshape(at.shape)
         return sample_sum(self._sigmoid_chain(grad_z, soft)), at
 
     def _grad(self, f, logits, n_samples, rng, n_reps):
         noise = logistic_noise(uniform_open(rng, (n_reps, n_samples) + logits.shape))
         if self.sigmoid_relaxation:
-            return self._chain_rule_grad(lambda z: f(z, hard=False), logits, noise, n_samples)[0]
+            return self._chain_rule_grad(f, logits, noise, n_samples)[0]
 
         def surrogate(tiled):
             return np.sum(f(self._relax(tiled[:, None], noise), hard=False)) / n_samples
