@@ -9,7 +9,7 @@ from autograd.tracer import getval
 from .._validation import check_bool, check_rng
 from ..nn import sigmoid_into
 from ..variational import kl_to_prior
-from .base import Estimator, logistic_noise, sample_sum, tile_reps, uniform_open, weighted_log_density_grads
+from .base import Estimator, _grad_neg_kl, logistic_noise, sample_sum, tile_reps, uniform_open, weighted_log_density_grads
 
 __all__ = ["Concrete", "StraightThrough", "relaxed_sample"]
 
@@ -39,9 +39,6 @@ def _sigmoid_vectorized(a):
 
 
 defvjp(_sigmoid_vectorized, lambda ans, a: lambda g: g * ans * (1.0 - ans))
-
-
-_grad_neg_kl_logits = autograd.grad(lambda q_logits, prior_logits: -np.sum(kl_to_prior(q_logits, prior_logits)))
 
 
 @primitive
@@ -121,10 +118,11 @@ class _Relaxed(Estimator):
         x, q_logits, n_samples, reps = self._check_elbo_inputs(model, params, q_logits, x, n_samples, n_reps)
         noise = logistic_noise(uniform_open(check_rng(rng), (reps, n_samples) + q_logits.shape))
 
+        kl_params, kl_logits = _grad_neg_kl(params, q_logits)                    # of -KL, one replicate's
         if self.sigmoid_relaxation:
             g_logits, z = self._chain_rule_grad(lambda z: model.log_likelihood(params, x, z), q_logits, noise, n_samples)
-            # minus the KL's gradient, the same for every replicate (the taped sum adds it the same way)
-            g_logits = g_logits + onp.asarray(_grad_neg_kl_logits(q_logits, params["prior_logits"]))
+            # the KL's part, the same for every replicate (the taped sum adds it the same way)
+            g_logits = g_logits + onp.asarray(kl_logits)
         else:
             def surrogate(params, tiled, noise):
                 z = self._relax(tiled[:, None], noise)                       # (R, S, N, K)
@@ -140,8 +138,7 @@ class _Relaxed(Estimator):
         if z is None:
             z = onp.asarray(getval(self._relax(q_logits[None, None], noise)))  # (R, S, N, K)
         g_params = weighted_log_density_grads(model, params, x, z, 1.0 / n_samples, analytic=True)
-        kl_prior = autograd.grad(lambda b: -np.sum(kl_to_prior(q_logits, b)))(params["prior_logits"])
-        g_params["prior_logits"] = g_params["prior_logits"] + onp.asarray(kl_prior)[None]
+        g_params["prior_logits"] = g_params["prior_logits"] + onp.asarray(kl_params["prior_logits"])[None]
         return self._finish(g_params, g_logits, n_reps)
 
     @staticmethod
@@ -227,5 +224,5 @@ class StraightThrough(_Relaxed):
 
     def _relax(self, logits, noise):
         soft = relaxed_sample(logits, noise, self.tau)
-        hard = (autograd.tracer.getval(logits) + noise > 0).astype(onp.float64)
+        hard = self._forward_value(soft, autograd.tracer.getval(logits), noise)
         return _straight_through(soft, hard)
