@@ -42,7 +42,7 @@ CONNECT_TIMEOUT = 5.0
 
 #: freed memory a cell-running process keeps for reuse (glibc's M_TOP_PAD). Not more: loky restarts
 #: a worker whose resident size grew by 300 MB since its first cell (its memory-leak check), with a
-#: warning on the user's terminal; at 512 MiB the default ``vi-lab variance`` lost 1-2 workers so
+#: warning on the user's terminal; at 512 MiB the default ``vi-lab variance`` lost 1-2 workers to it
 #: and took 25-26 s, at 256 MiB none and 22 s, at 192 MiB (300 MB less some margin) none and 21 s
 KEEP_FREED_BYTES = 3 * 2 ** 26
 # mallopt parameter numbers, from glibc's malloc.h; 32 MiB is the largest mmap threshold glibc accepts
