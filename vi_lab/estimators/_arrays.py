@@ -45,7 +45,23 @@ def sample_sum(values, keepdims=False):
 
 
 def sample_mean(values, keepdims=False):
-    """``values.mean(axis=1)``, bit for bit: the sum of :func:`sample_sum`, then divided by S."""
+    """``values.mean(axis=1)`` over the sample axis of an (R, S, ...) array, bit for bit, faster.
+
+    Parameters
+    ----------
+    values : ndarray of shape (R, S, ...)
+    keepdims : bool
+        Keep the sample axis with length 1.
+
+    Returns
+    -------
+    ndarray of shape (R, ...), or (R, 1, ...) if ``keepdims``
+
+    Notes
+    -----
+    (1/S) sum_s values[:, s]: the sum of :func:`sample_sum`, then divided by S, which is what
+    numpy's mean does; arrays other than float64 take numpy's mean itself.
+    """
     values = onp.asarray(values)
     if values.dtype != onp.float64:
         return values.mean(axis=1, keepdims=keepdims)

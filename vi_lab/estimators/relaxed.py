@@ -83,9 +83,7 @@ class _Relaxed(Estimator):
         on the tape and reduce one over its middle axis; the chain rule by hand gives the same bits.
         Returns the (R, *batch, K) gradient and the (R, S, *batch, K) values f was evaluated at.
         """
-        soft = logits + noise
-        soft /= self.tau
-        soft = sigmoid_into(soft, out=soft)                  # relaxed_sample, in one array
+        soft = onp.asarray(relaxed_sample(logits, noise, self.tau))
         at = self._forward_value(soft, logits, noise)
         # the cotangent of (1/S) sum f(z) is 1/S everywhere: handing it to f's own VJP is the
         # gradient of that sum, the same bits, without the sum and the division on the tape
